@@ -1,0 +1,25 @@
+# eopack: Earth-observation open data on AWS -> verified SAFE zips (and, next, ML datasets).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/search.smk"
+include: "rules/safe.smk"
+include: "rules/archive.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/search/products.geojson",
+        product_zips,

@@ -1,0 +1,14 @@
+rule zip_safe:
+    input:
+        safe="results/safe/{product}.SAFE",
+        verify="results/safe/{product}.verify.json",
+    output:
+        "results/zip/{product}.zip",
+    log:
+        "logs/zip/{product}.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        deflate_level=config["zip"]["deflate_level"],
+    script:
+        "../scripts/zip_safe.py"

@@ -1,0 +1,45 @@
+# Glue only: config pre-flight, AOI discovery, target lists. The logic lives in eopack.
+import sys
+from pathlib import Path
+
+from eopack.aoi import discover_aois, load_aoi
+from eopack.config import check_config
+from eopack.errors import EopackError
+from eopack.search.manifest import read_manifest
+
+try:
+    DATE_RANGES = check_config(
+        config, Path(workflow.basedir) / "config" / "schema.yaml"
+    )
+    AOIS = discover_aois(config["aoi_dir"])
+    for _aoi_file in AOIS.values():
+        load_aoi(_aoi_file)
+except EopackError as err:
+    sys.exit(f"eopack: {err}")
+
+
+wildcard_constraints:
+    aoi=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    start=r"\d{4}-\d{2}-\d{2}",
+    end=r"\d{4}-\d{2}-\d{2}",
+    product=r"[A-Za-z0-9_]+",
+
+
+def search_manifests(wildcards):
+    """Every AOI x date range manifest, once the search checkpoints have run."""
+    return [
+        checkpoints.search.get(aoi=aoi, start=start, end=end).output[0]
+        for aoi in AOIS
+        for start, end in DATE_RANGES
+    ]
+
+
+def product_ids(wildcards):
+    """Distinct product ids over all manifests (a product found twice is fetched once)."""
+    return sorted(
+        {p.id for path in search_manifests(wildcards) for p in read_manifest(path)}
+    )
+
+
+def product_zips(wildcards):
+    return [f"results/zip/{pid}.zip" for pid in product_ids(wildcards)]

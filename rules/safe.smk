@@ -1,0 +1,27 @@
+rule rebuild_safe:
+    input:
+        # ancient: a new search that finds the same product must not re-download it.
+        products=ancient("results/search/products.geojson"),
+    output:
+        directory("results/safe/{product}.SAFE"),
+    log:
+        "logs/safe/{product}.rebuild.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        s3_transfers=1,
+    script:
+        "../scripts/rebuild_safe.py"
+
+
+rule verify_safe:
+    input:
+        "results/safe/{product}.SAFE",
+    output:
+        "results/safe/{product}.verify.json",
+    log:
+        "logs/safe/{product}.verify.log",
+    conda:
+        "../envs/eopack.yaml"
+    script:
+        "../scripts/verify_safe.py"

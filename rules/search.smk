@@ -1,0 +1,31 @@
+checkpoint search:
+    input:
+        aoi=lambda w: AOIS[w.aoi],
+    output:
+        "results/search/{aoi}/{start}_{end}.geojson",
+    log:
+        "logs/search/{aoi}/{start}_{end}.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        # What decides the answer; URL and timeouts are read from config so changing
+        # them does not invalidate earlier searches.
+        search={
+            k: config["search"][k]
+            for k in ("backend", "collections", "filters", "images_limit")
+        },
+    script:
+        "../scripts/search.py"
+
+
+rule union_products:
+    input:
+        search_manifests,
+    output:
+        "results/search/products.geojson",
+    log:
+        "logs/search/products.log",
+    conda:
+        "../envs/eopack.yaml"
+    script:
+        "../scripts/union_products.py"

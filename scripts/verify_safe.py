@@ -1,0 +1,6 @@
+"""Snakemake adapter: SAFE folder -> results/safe/{product}.verify.json (manifest.safe check)."""
+
+from eopack.jobs import run_job
+from eopack.safe.manifest import verify_to_report
+
+run_job(snakemake.log[0], verify_to_report, snakemake.input[0], snakemake.output[0])

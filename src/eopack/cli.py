@@ -1,0 +1,78 @@
+"""``eopack`` command line: the offline demo, and its servers for hands-on use."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from eopack.errors import EopackError
+
+
+def _snakemake_cmd(args: argparse.Namespace) -> list[str]:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+    cmd += ["--configfile", args.configfile, *args.snakemake_args]
+    return cmd
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Start the demo world, run the workflow against it, print where results are."""
+    from eopack.demo.world import DemoWorld
+
+    with DemoWorld(args.state_dir) as world:
+        env = {**os.environ, **world.env()}
+        env.pop("AWS_PROFILE", None)
+        stac = world.env()["EOPACK_STAC_URL"]
+        print(f"eopack demo: local S3 {world.s3.endpoint_url}, STAC API {stac}")
+        code = subprocess.call(_snakemake_cmd(args), env=env)
+    if code == 0:
+        results = Path("results").resolve()
+        print(f"eopack demo: results in {results}")
+        for sub in ("search", "safe", "zip"):
+            if (results / sub).exists():
+                count = sum(1 for _ in (results / sub).iterdir())
+                print(f"  {results / sub}  ({count} entries)")
+    return code
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Keep the demo servers up and print the environment to use them from another shell."""
+    from eopack.demo.world import DemoWorld
+
+    with DemoWorld(args.state_dir) as world:
+        for key, value in world.env().items():
+            print(f"export {key}={value}")
+        sys.stdout.flush()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eopack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="run the workflow on the offline demo world")
+    p_demo.add_argument("--cores", default="2")
+    p_demo.add_argument("--configfile", default="config/demo.yaml")
+    p_demo.add_argument("--state-dir", default=".demo")
+    p_demo.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    p_demo.set_defaults(func=demo)
+    p_serve = sub.add_parser("serve-demo", help="start the demo servers and wait")
+    p_serve.add_argument("--state-dir", default=".demo")
+    p_serve.set_defaults(func=serve)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EopackError as err:
+        print(f"eopack: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

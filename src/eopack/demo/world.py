@@ -1,0 +1,89 @@
+"""The demo world: a local S3 server and STAC API seeded with generated real-format data.
+
+Used by ``make demo`` and by the tests. Everything is on loopback; nothing leaves the host.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
+from eopack.demo.s3server import LocalS3Server
+from eopack.demo.stacserver import StacServer, free_port
+from eopack.s3 import make_client
+
+# Placeholder credentials for the local server only (moto accepts any).
+DEMO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "eopack-demo",
+    "AWS_SECRET_ACCESS_KEY": "eopack-demo-secret",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+}
+
+
+class DemoWorld:
+    """Start both servers, seed them, expose the environment a workflow run needs."""
+
+    def __init__(self, state_dir: str | Path = ".demo") -> None:
+        self.state_dir = Path(state_dir)
+        self.s3 = LocalS3Server(port=free_port())
+        self.stac: StacServer | None = None
+        self.products: list[DemoProduct] = []
+        self._saved_env: dict[str, str | None] = {}
+
+    def env(self) -> dict[str, str]:
+        """Variables that point boto3 and eopack at the local servers."""
+        if self.stac is None:
+            raise RuntimeError("DemoWorld is not started")
+        return {
+            **DEMO_CREDENTIALS,
+            "AWS_ENDPOINT_URL_S3": self.s3.endpoint_url,
+            "EOPACK_STAC_URL": self.stac.url,
+        }
+
+    def start(self) -> DemoWorld:
+        from eopack.demo.s1world import write_stac_items
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.s3.start()
+        self.products = build_s1_products()
+        client = self._client()
+        seed_s1_bucket(client, self.products, DEMO_BUCKET)
+        items = self.state_dir / "stac-items.json"
+        write_stac_items(self.products, items)
+        self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
+        return self
+
+    def _client(self) -> object:
+        saved = {k: os.environ.get(k) for k in (*DEMO_CREDENTIALS, "AWS_ENDPOINT_URL_S3")}
+        os.environ.update(DEMO_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL_S3"] = self.s3.endpoint_url
+        try:
+            return make_client("eu-central-1")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def client(self) -> object:
+        """A boto3 client on the local S3 server (for tests and inspection)."""
+        return self._client()
+
+    def stop(self) -> None:
+        if self.stac is not None:
+            self.stac.stop()
+        self.s3.stop()
+
+    def __enter__(self) -> DemoWorld:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

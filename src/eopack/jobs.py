@@ -1,0 +1,25 @@
+"""Glue for Snakemake ``script:`` adapters: log to the job's log file, fail with one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eopack.errors import EopackError
+from eopack.logs import setup_logging
+
+T = TypeVar("T")
+
+
+def run_job(log_file: str | Path | None, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``step`` with logging to ``log_file``; an :class:`EopackError` exits 1 with its line."""
+    log = setup_logging(log_file)
+    try:
+        return step(*args, **kwargs)
+    except EopackError as err:
+        log.error("%s", err)
+        logging.shutdown()
+        sys.exit(f"eopack: {err}")

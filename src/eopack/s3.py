@@ -1,0 +1,123 @@
+"""S3 access for source buckets (AWS open data, requester pays) through boto3.
+
+Credentials come from the standard AWS chain (env, ~/.aws, instance profile). A custom
+endpoint (MinIO, the local demo server) is set the boto3 way: ``AWS_ENDPOINT_URL_S3``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eopack.errors import EopackError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceBucket:
+    """A bucket we read from, with the settings AWS needs for it."""
+
+    name: str
+    region: str
+    requester_pays: bool = True
+
+    @property
+    def extra_args(self) -> dict[str, str]:
+        """Arguments every request to this bucket carries (requester pays where set)."""
+        return {"RequestPayer": "requester"} if self.requester_pays else {}
+
+
+def source_bucket(sources: Mapping[str, Mapping[str, Any]], name: str) -> SourceBucket:
+    """The configured settings of bucket ``name``; unknown buckets are an error, not a guess."""
+    if name not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        raise EopackError(
+            f"config: sources: bucket {name!r} is not configured (configured: {known})"
+        )
+    entry = sources[name]
+    return SourceBucket(name, entry["region"], bool(entry.get("requester_pays", True)))
+
+
+def make_client(region: str | None = None, max_pool: int = 16) -> Any:
+    """A boto3 S3 client with adaptive retries and a pool big enough for parallel files."""
+    config = Config(
+        region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1",
+        retries={"mode": "adaptive", "max_attempts": 10},
+        max_pool_connections=max_pool,
+        connect_timeout=20,
+        read_timeout=120,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``."""
+    if not uri.startswith("s3://"):
+        raise EopackError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise EopackError(f"{uri!r} has no bucket name")
+    return bucket, key
+
+
+def describe_error(exc: Exception, bucket: str, key: str) -> EopackError:
+    """Turn a boto error into one line naming the object and what the user can do."""
+    uri = f"s3://{bucket}/{key}"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return EopackError(f"{uri}: object not found")
+        if code == "NoSuchBucket":
+            return EopackError(f"{uri}: bucket {bucket} does not exist")
+        if code in ("AccessDenied", "403", "Forbidden") or status == 403:
+            return EopackError(
+                f"{uri}: access denied (check AWS credentials; source buckets are requester pays)"
+            )
+        return EopackError(f"{uri}: S3 error {code or status}")
+    return EopackError(f"{uri}: {type(exc).__name__}: {exc}")
+
+
+def get_bytes(client: Any, bucket: SourceBucket, key: str) -> bytes:
+    """Read a small object whole (productInfo.json, manifest.safe)."""
+    try:
+        response = client.get_object(Bucket=bucket.name, Key=key, **bucket.extra_args)
+        return response["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise describe_error(exc, bucket.name, key) from None
+
+
+def download_file(client: Any, bucket: SourceBucket, key: str, dest: Path) -> tuple[int, str]:
+    """Stream one object to ``dest`` atomically; returns ``(size, md5 hex)`` of what was written.
+
+    The MD5 is computed while streaming so verification needs no second read of the file.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            response = client.get_object(Bucket=bucket.name, Key=key, **bucket.extra_args)
+            for chunk in response["Body"].iter_chunks(CHUNK):
+                handle.write(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+        os.replace(tmp, dest)
+    except (ClientError, BotoCoreError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise describe_error(exc, bucket.name, key) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return size, md5.hexdigest()

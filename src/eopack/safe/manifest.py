@@ -1,0 +1,174 @@
+"""Check a SAFE folder against its ``manifest.safe`` (size and MD5 of each data object).
+
+The bucket's measurement TIFFs are re-encoded (COG), so their size/MD5 need not match the
+manifest; for them eopack records both and requires a readable GeoTIFF instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from eopack.errors import EopackError
+from eopack.fsutil import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class DataObject:
+    """One ``dataObject/byteStream`` of ``manifest.safe``."""
+
+    path: str
+    size: int | None
+    md5: str | None
+
+    @property
+    def is_measurement(self) -> bool:
+        return self.path.startswith("measurement/")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_manifest(path: str | Path) -> list[DataObject]:
+    """The data objects listed by ``manifest.safe`` (namespace-agnostic, as hrefs vary)."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise EopackError(f"{path}: cannot parse manifest.safe ({exc})") from None
+    objects: list[DataObject] = []
+    for stream in root.iter():
+        if _local(stream.tag) != "byteStream":
+            continue
+        href = size = md5 = None
+        for child in stream:
+            name = _local(child.tag)
+            if name == "fileLocation":
+                href = child.get("href")
+            elif name == "checksum" and (child.get("checksumName") or "").upper() == "MD5":
+                md5 = (child.text or "").strip().lower()
+        if href is None:
+            continue
+        rel = str(PurePosixPath(href.removeprefix("./")))
+        if ".." in PurePosixPath(rel).parts:
+            raise EopackError(f"{path}: dataObject href {href!r} leaves the SAFE folder")
+        raw_size = stream.get("size")
+        size = int(raw_size) if raw_size and raw_size.isdigit() else None
+        objects.append(DataObject(rel, size, md5))
+    if not objects:
+        raise EopackError(f"{path}: manifest.safe lists no data objects")
+    return objects
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _readable_geotiff(path: Path) -> bool:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as ds:
+            ds.read(1, window=((0, min(1, ds.height)), (0, min(1, ds.width))))
+        return True
+    except RasterioError:
+        return False
+
+
+def verify_safe(safe_dir: str | Path) -> dict[str, Any]:
+    """Compare every data object with the file on disk; the report is ``verify.json``'s body."""
+    safe_dir = Path(safe_dir)
+    objects = parse_manifest(safe_dir / "manifest.safe")
+    files: list[dict[str, Any]] = []
+    for obj in sorted(objects, key=lambda o: o.path):
+        target = safe_dir / obj.path
+        entry: dict[str, Any] = {
+            "path": obj.path,
+            "expected_size": obj.size,
+            "expected_md5": obj.md5,
+            "size": None,
+            "md5": None,
+        }
+        if not target.is_file():
+            entry["status"] = "missing"
+        else:
+            entry["size"] = target.stat().st_size
+            entry["md5"] = file_md5(target)
+            matches = entry["size"] == obj.size and (obj.md5 is None or entry["md5"] == obj.md5)
+            if obj.is_measurement:
+                if not _readable_geotiff(target):
+                    entry["status"] = "unreadable"
+                else:
+                    entry["status"] = "ok" if matches else "ok_reencoded"
+            elif entry["size"] != obj.size:
+                entry["status"] = "size_mismatch"
+            elif obj.md5 is not None and entry["md5"] != obj.md5:
+                entry["status"] = "md5_mismatch"
+            else:
+                entry["status"] = "ok"
+        files.append(entry)
+    listed = {o.path for o in objects}
+    unlisted = sorted(
+        p.relative_to(safe_dir).as_posix()
+        for p in safe_dir.rglob("*")
+        if p.is_file() and p.relative_to(safe_dir).as_posix() not in listed
+    )
+    bad = [f for f in files if f["status"] not in ("ok", "ok_reencoded")]
+    return {
+        "product": safe_dir.name.removesuffix(".SAFE"),
+        "ok": not bad,
+        "checked": len(files),
+        "failed": len(bad),
+        "files": files,
+        "not_in_manifest": unlisted,
+    }
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> None:
+    """Write ``verify.json`` atomically (stable key order for diffing)."""
+    data = json.dumps(report, indent=1, sort_keys=True) + "\n"
+    atomic_write_bytes(path, data.encode())
+
+
+def failure_line(report: dict[str, Any]) -> str:
+    """One line naming the first failed file and why, for the job's error."""
+    bad = [f for f in report["files"] if f["status"] not in ("ok", "ok_reencoded")]
+    first = bad[0]
+    detail = {
+        "missing": "missing",
+        "unreadable": "not a readable GeoTIFF",
+        "size_mismatch": f"size {first['size']} != manifest {first['expected_size']}",
+        "md5_mismatch": f"MD5 {first['md5']} != manifest {first['expected_md5']}",
+    }[first["status"]]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return f"{report['product']}.SAFE/{first['path']}: {detail}{more}"
+
+
+def verify_to_report(safe_dir: str | Path, out: str | Path, fail: bool = True) -> dict[str, Any]:
+    """Verify, write ``verify.json`` (always, for the record) and fail on a bad file if asked."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    report = verify_safe(safe_dir)
+    if report["ok"]:
+        log.info("%s: %d data objects verified against manifest.safe", safe_dir, report["checked"])
+        write_report(report, out)
+        return report
+    line = failure_line(report)
+    if fail:
+        # Keep the evidence beside the output without creating the output itself.
+        write_report(report, Path(out).with_suffix(".failed.json"))
+        raise EopackError(f"verification failed: {line}")
+    log.warning("verification failed (continuing as configured): %s", line)
+    write_report(report, out)
+    return report

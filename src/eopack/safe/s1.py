@@ -1,0 +1,144 @@
+"""Rebuild a Sentinel-1 SAFE folder from the ``sentinel-s1-l1c`` bucket.
+
+The bucket renames every file (``measurement/iw-vv.tiff``, ``annotation/rfi/rfi-iw-vv.xml``,
+stripmap ``measurement/s1-vv.tiff`` ...). ``productInfo.json``'s ``filenameMap`` maps each
+SAFE path to its bucket key and is the only reliable way back: eopack never guesses names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from eopack.errors import EopackError
+from eopack.s3 import SourceBucket, download_file, get_bytes
+
+log = logging.getLogger(__name__)
+
+PRODUCT_INFO = "productInfo.json"
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What eopack needs from ``productInfo.json``: the id and SAFE path -> bucket key map."""
+
+    product_id: str
+    path: str
+    filename_map: dict[str, str]
+
+
+def _safe_relative(path: str, where: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts or "\\" in path:
+        raise EopackError(f"{where}: filenameMap entry {path!r} is not a safe relative path")
+    return str(pure)
+
+
+def parse_product_info(raw: bytes, where: str) -> ProductInfo:
+    """Parse and check ``productInfo.json``; anything unusable is one clear error."""
+    try:
+        doc: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EopackError(f"{where}: corrupt productInfo.json ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EopackError(f"{where}: productInfo.json is not a JSON object")
+    fmap = doc.get("filenameMap")
+    if not isinstance(fmap, dict) or not fmap:
+        raise EopackError(f"{where}: productInfo.json has no filenameMap")
+    clean: dict[str, str] = {}
+    for safe_path, key in fmap.items():
+        if not isinstance(key, str):
+            raise EopackError(f"{where}: filenameMap[{safe_path!r}] is not a string")
+        clean[_safe_relative(safe_path, where)] = _safe_relative(key, where)
+    if "manifest.safe" not in clean:
+        raise EopackError(f"{where}: filenameMap lists no manifest.safe")
+    product_id = doc.get("id")
+    if not isinstance(product_id, str) or not product_id:
+        raise EopackError(f"{where}: productInfo.json has no product id")
+    return ProductInfo(product_id=product_id, path=str(doc.get("path", "")), filename_map=clean)
+
+
+def fetch_product_info(client: Any, bucket: SourceBucket, prefix: str) -> ProductInfo:
+    """Download and parse ``{prefix}/productInfo.json``."""
+    key = f"{prefix}/{PRODUCT_INFO}"
+    return parse_product_info(get_bytes(client, bucket, key), f"s3://{bucket.name}/{key}")
+
+
+def rebuild_safe(
+    client: Any,
+    bucket: SourceBucket,
+    prefix: str,
+    product_id: str,
+    dest: str | Path,
+    max_workers: int = 8,
+) -> dict[str, tuple[int, str]]:
+    """Fetch every file of the product into ``dest`` (``{id}.SAFE``) under its ESA name.
+
+    Files go to a hidden sibling folder first, renamed to ``dest`` only when all arrived, so
+    an interrupted run never leaves a SAFE that looks complete. Returns SAFE path ->
+    (size, md5) of what was written.
+    """
+    dest = Path(dest)
+    info = fetch_product_info(client, bucket, prefix)
+    if info.product_id != product_id:
+        raise EopackError(
+            f"s3://{bucket.name}/{prefix}/{PRODUCT_INFO}: describes {info.product_id}, "
+            f"expected {product_id}"
+        )
+    staging = dest.parent / f".{dest.name}.part"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    items = sorted(info.filename_map.items())
+    total = len(items)
+    log.info("%s: %d files in s3://%s/%s/", product_id, total, bucket.name, prefix)
+
+    def fetch(numbered: tuple[int, tuple[str, str]]) -> tuple[str, tuple[int, str]]:
+        number, (safe_path, key) = numbered
+        log.info("Copying item %d of %d: %s <- %s", number, total, safe_path, key)
+        result = download_file(client, bucket, f"{prefix}/{key}", staging / safe_path)
+        return safe_path, result
+
+    try:
+        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+            written = dict(pool.map(fetch, enumerate(items, start=1)))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(staging, dest)
+    log.info("%s: SAFE rebuilt in %s (%d files)", product_id, dest, total)
+    return written
+
+
+def find_product(products_file: str | Path, product_id: str) -> Any:
+    """The manifest record of ``product_id`` in the union manifest (``products.geojson``)."""
+    from eopack.search.manifest import read_manifest
+
+    for product in read_manifest(products_file):
+        if product.id == product_id:
+            return product
+    raise EopackError(f"{products_file}: product {product_id} is not in the search results")
+
+
+def rebuild_product(
+    products_file: str | Path,
+    product_id: str,
+    sources: dict[str, Any],
+    dest: str | Path,
+    max_workers: int = 8,
+) -> dict[str, tuple[int, str]]:
+    """Rebuild the SAFE of a searched product from the bucket and prefix its manifest names."""
+    from eopack.s3 import make_client, source_bucket
+
+    product = find_product(products_file, product_id)
+    bucket = source_bucket(sources, product.bucket)
+    client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
+    return rebuild_safe(client, bucket, product.prefix, product_id, dest, max_workers)

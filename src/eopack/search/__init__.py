@@ -1,0 +1,49 @@
+"""Product search: AOI x date range -> search manifest (STAC; DHuS to come)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from eopack.aoi import load_aoi
+from eopack.errors import EopackError
+from eopack.search.manifest import Product, apply_images_limit, write_manifest
+from eopack.search.stac import search_stac, stac_url
+
+log = logging.getLogger(__name__)
+
+
+def run_search(
+    aoi_file: str | Path,
+    start: str,
+    end: str,
+    search: Mapping[str, Any],
+    out: str | Path,
+) -> list[Product]:
+    """Search one AOI over one date range and write its manifest; returns the products kept."""
+    aoi = load_aoi(aoi_file)
+    backend = search.get("backend", "stac")
+    log.info("AOI %s (%s), range dates %s to %s", aoi.name, aoi.path, start, end)
+    if backend != "stac":
+        raise EopackError(f"config: search.backend: {backend!r} is not supported")
+    url = stac_url(search["stac_url"])
+    log.info("Searching %s in %s", ", ".join(search["collections"]), url)
+    found = search_stac(
+        url,
+        search["collections"],
+        aoi.geometry,
+        start,
+        end,
+        search.get("filters", {}),
+        timeout=float(search.get("timeout_s", 60)),
+    )
+    log.info(
+        "%d images found for AOI %s and range dates %s to %s", len(found), aoi.name, start, end
+    )
+    kept = apply_images_limit(found, search.get("images_limit"), aoi.name, start, end)
+    for product in kept:
+        log.info("  %s %s %s", product.datetime, product.id, "+".join(product.polarisations))
+    write_manifest(out, kept)
+    return kept

@@ -1,0 +1,144 @@
+"""Search manifests: one GeoJSON FeatureCollection per AOI x date range, byte-stable.
+
+The manifest is what the rest of the workflow trusts: product id, footprint and where its
+files lie (bucket + prefix). Same answers give the same bytes (sorted, no run timestamps),
+so a re-run of the search does not look like new input to downstream jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eopack.errors import EopackError
+from eopack.fsutil import write_if_changed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Product:
+    """One product found by a search, normalised across backends."""
+
+    id: str
+    collection: str
+    datetime: str
+    platform: str
+    mode: str
+    polarisations: tuple[str, ...]
+    geometry: dict[str, Any]
+    bucket: str
+    prefix: str
+    orbit_state: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_feature(self) -> dict[str, Any]:
+        """The manifest Feature (contract: id = product id; properties as in DESIGN.md)."""
+        props: dict[str, Any] = {
+            "collection": self.collection,
+            "datetime": self.datetime,
+            "platform": self.platform,
+            "mode": self.mode,
+            "polarisations": list(self.polarisations),
+            "orbit_state": self.orbit_state,
+            "source": {"bucket": self.bucket, "prefix": self.prefix},
+        }
+        props.update(self.extra)
+        return {"type": "Feature", "id": self.id, "geometry": self.geometry, "properties": props}
+
+    @classmethod
+    def from_feature(cls, feature: dict[str, Any], where: str = "manifest") -> Product:
+        """Read back a manifest Feature; a missing field names the manifest and product."""
+        try:
+            props = dict(feature["properties"])
+            source = props.pop("source")
+            known = {"collection", "datetime", "platform", "mode", "polarisations", "orbit_state"}
+            return cls(
+                id=feature["id"],
+                collection=props["collection"],
+                datetime=props["datetime"],
+                platform=props["platform"],
+                mode=props["mode"],
+                polarisations=tuple(props["polarisations"]),
+                geometry=feature["geometry"],
+                bucket=source["bucket"],
+                prefix=source["prefix"],
+                orbit_state=props.get("orbit_state", ""),
+                extra={k: v for k, v in props.items() if k not in known},
+            )
+        except (KeyError, TypeError) as exc:
+            ident = feature.get("id", "?") if isinstance(feature, dict) else "?"
+            raise EopackError(f"{where}: feature {ident}: missing field {exc}") from None
+
+
+def sort_products(products: Iterable[Product]) -> list[Product]:
+    """The documented order: sensing time, then product id."""
+    return sorted(products, key=lambda p: (p.datetime, p.id))
+
+
+def apply_images_limit(
+    products: Sequence[Product], limit: int | None, aoi: str, start: str, end: str
+) -> list[Product]:
+    """Keep the first ``limit`` products (earliest first) and warn as the original tool did."""
+    ordered = sort_products(products)
+    if limit is not None and len(ordered) > limit:
+        log.warning(
+            "There is a limit of %d images per AOI (%s) and range dates (%s to %s). "
+            "Thus, only %d from %d will be used!",
+            limit,
+            aoi,
+            start,
+            end,
+            limit,
+            len(ordered),
+        )
+        return ordered[:limit]
+    return ordered
+
+
+def feature_collection_bytes(products: Iterable[Product]) -> bytes:
+    """Canonical JSON of a manifest: products sorted, keys sorted, trailing newline."""
+    doc = {
+        "type": "FeatureCollection",
+        "features": [p.to_feature() for p in sort_products(products)],
+    }
+    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def write_manifest(path: str | Path, products: Iterable[Product]) -> bool:
+    """Write the manifest atomically; leaves an identical existing file untouched."""
+    return write_if_changed(path, feature_collection_bytes(products))
+
+
+def read_manifest(path: str | Path) -> list[Product]:
+    """Products of a manifest written by :func:`write_manifest`."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EopackError(f"{path}: cannot read search manifest ({exc})") from None
+    if doc.get("type") != "FeatureCollection":
+        raise EopackError(f"{path}: not a FeatureCollection")
+    return [Product.from_feature(f, str(path)) for f in doc.get("features", [])]
+
+
+def union_products(paths: Iterable[str | Path]) -> list[Product]:
+    """All products of several manifests, each once (found for two AOIs -> fetched once)."""
+    seen: dict[str, Product] = {}
+    for path in paths:
+        for product in read_manifest(path):
+            seen.setdefault(product.id, product)
+    return sort_products(seen.values())
+
+
+def write_union(paths: Iterable[str | Path], out: str | Path) -> list[Product]:
+    """``products.geojson``: every product of the given manifests once."""
+    paths = list(paths)
+    products = union_products(paths)
+    write_manifest(out, products)
+    log.info("%d distinct products over %d search manifests", len(products), len(paths))
+    return products

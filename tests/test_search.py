@@ -1,0 +1,125 @@
+"""STAC search against a real STAC API (rustac serve) holding the demo items."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from conftest import REPO
+
+from eopack.aoi import load_aoi
+from eopack.errors import EopackError
+from eopack.search import run_search
+from eopack.search.manifest import read_manifest, union_products
+from eopack.search.stac import datetime_interval, search_stac
+
+AOI_DIR = REPO / "config" / "demo" / "aoi"
+SEARCH = {
+    "backend": "stac",
+    "stac_url": "http://unused.invalid",
+    "collections": ["sentinel-1-grd"],
+    "images_limit": 10,
+    "filters": {},
+}
+# AOI, range -> sensing starts of the demo products that must be found (see eopack.demo.s1world).
+EXPECTED = {
+    ("alps", "2021-03-01", "2021-03-31"): ["20210310T053012"],
+    ("alps", "2023-07-01", "2023-07-31"): ["20230714T052433", "20230726T172041"],
+    ("rhine", "2021-03-01", "2021-03-31"): ["20210310T053012"],
+    ("rhine", "2023-07-01", "2023-07-31"): ["20230705T053450", "20230714T052433"],
+    ("lisbon", "2021-03-01", "2021-03-31"): ["20210315T183620", "20210322T183105"],
+    ("lisbon", "2023-07-01", "2023-07-31"): [],
+}
+
+
+def sensing(product_id: str) -> str:
+    return product_id.split("_")[4]
+
+
+@pytest.mark.parametrize(("aoi", "start", "end"), sorted(EXPECTED))
+def test_manifest_per_aoi_and_range(world, world_env, tmp_path, aoi, start, end):
+    out = tmp_path / aoi / f"{start}_{end}.geojson"
+    kept = run_search(AOI_DIR / f"{aoi}.geojson", start, end, SEARCH, out)
+    assert [sensing(p.id) for p in kept] == EXPECTED[(aoi, start, end)]
+    doc = json.loads(out.read_text())
+    assert doc["type"] == "FeatureCollection"
+    by_id = {p.product_id: p for p in world.products}
+    for feature in doc["features"]:
+        product = by_id[feature["id"]]  # id = full product id, not the STAC item id
+        props = feature["properties"]
+        assert props["collection"] == "sentinel-1-grd"
+        assert props["source"] == {"bucket": "sentinel-s1-l1c", "prefix": product.prefix}
+        assert props["mode"] == product.product_id.split("_")[1]
+        assert props["polarisations"]
+        assert props["platform"].startswith("sentinel-1")
+        assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
+
+
+def test_manifest_bytes_are_stable(world, world_env, tmp_path):
+    out = tmp_path / "m.geojson"
+    run_search(AOI_DIR / "alps.geojson", "2023-07-01", "2023-07-31", SEARCH, out)
+    first, mtime = out.read_bytes(), out.stat().st_mtime_ns
+    run_search(AOI_DIR / "alps.geojson", "2023-07-01", "2023-07-31", SEARCH, out)
+    assert out.read_bytes() == first
+    assert out.stat().st_mtime_ns == mtime  # unchanged answers leave the file untouched
+
+
+def test_end_day_is_included(world, world_env):
+    aoi = load_aoi(AOI_DIR / "lisbon.geojson").geometry
+    url = world_env["EOPACK_STAC_URL"]
+    found = search_stac(url, ["sentinel-1-grd"], aoi, "2021-03-22", "2021-03-22", {})
+    assert [sensing(p.id) for p in found] == ["20210322T183105"]
+    assert datetime_interval("2021-03-22", "2021-03-22").endswith("2021-03-22T23:59:59.999999Z")
+
+
+def test_client_side_filters(world, world_env):
+    aoi = load_aoi(AOI_DIR / "rhine.geojson").geometry
+    url = world_env["EOPACK_STAC_URL"]
+    dual = search_stac(
+        url, ["sentinel-1-grd"], aoi, "2023-07-01", "2023-07-31", {"polarisations": ["VH"]}
+    )
+    assert dual == []  # EW is HH+HV, the IW product is VV only
+    iw = search_stac(
+        url, ["sentinel-1-grd"], aoi, "2023-07-01", "2023-07-31", {"instrument_modes": ["IW"]}
+    )
+    assert [p.mode for p in iw] == ["IW"]
+
+
+def test_images_limit_cuts_and_warns(world, world_env, tmp_path, caplog):
+    search = {**SEARCH, "images_limit": 1}
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        kept = run_search(
+            AOI_DIR / "lisbon.geojson", "2021-03-01", "2021-03-31", search, tmp_path / "m.geojson"
+        )
+    assert [sensing(p.id) for p in kept] == ["20210315T183620"]  # earliest first
+    assert (
+        "There is a limit of 1 images per AOI (lisbon) and range dates (2021-03-01 to 2021-03-31). "
+        "Thus, only 1 from 2 will be used!"
+    ) in caplog.text
+
+
+def test_union_has_each_product_once(world, world_env, tmp_path):
+    paths = []
+    for aoi, start, end in sorted(EXPECTED):
+        out = tmp_path / aoi / f"{start}_{end}.geojson"
+        run_search(AOI_DIR / f"{aoi}.geojson", start, end, SEARCH, out)
+        paths.append(out)
+    union = union_products(paths)
+    assert len(union) == len({p.id for p in union}) == 6
+    assert sum(len(read_manifest(p)) for p in paths) == 8  # P1 and the EW product twice
+
+
+def test_unreachable_stac_api_is_one_line(tmp_path, monkeypatch):
+    from eopack.demo.stacserver import free_port
+
+    monkeypatch.setenv("EOPACK_STAC_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(EopackError, match=r"^STAC API http://127\.0\.0\.1:\d+: unreachable"):
+        run_search(
+            AOI_DIR / "alps.geojson",
+            "2021-03-01",
+            "2021-03-02",
+            {**SEARCH, "timeout_s": 2},
+            tmp_path / "m.geojson",
+        )
+    assert not (tmp_path / "m.geojson").exists()
