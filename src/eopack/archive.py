@@ -20,6 +20,8 @@ from eopack.errors import EopackError
 
 STORED_SUFFIXES = (".tif", ".tiff", ".jp2", ".zip", ".png")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Snakemake drops this marker into directory() outputs; it is not part of the product.
+SNAKEMAKE_MARKER = ".snakemake_timestamp"
 _SENSING = re.compile(r"_(\d{8}T\d{6})_")
 COPY_CHUNK = 4 * 1024 * 1024
 
@@ -38,7 +40,11 @@ def sensing_time(product_id: str) -> tuple[int, int, int, int, int, int]:
 
 def _members(src: Path) -> list[Path]:
     return sorted(
-        (p for p in src.rglob("*") if p.is_file() and not p.is_symlink()),
+        (
+            p
+            for p in src.rglob("*")
+            if p.is_file() and not p.is_symlink() and p.name != SNAKEMAKE_MARKER
+        ),
         key=lambda p: p.relative_to(src).as_posix(),
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from eopack.archive import SNAKEMAKE_MARKER
 from eopack.errors import EopackError
 from eopack.fsutil import atomic_write_bytes
 
@@ -121,7 +122,9 @@ def verify_safe(safe_dir: str | Path) -> dict[str, Any]:
     unlisted = sorted(
         p.relative_to(safe_dir).as_posix()
         for p in safe_dir.rglob("*")
-        if p.is_file() and p.relative_to(safe_dir).as_posix() not in listed
+        if p.is_file()
+        and p.name != SNAKEMAKE_MARKER
+        and p.relative_to(safe_dir).as_posix() not in listed
     )
     bad = [f for f in files if f["status"] not in ("ok", "ok_reencoded")]
     return {

@@ -1,0 +1,102 @@
+"""The whole workflow, as `make demo` runs it: Snakemake against the local S3 and STAC servers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import copy_workflow, run_snakemake
+
+# Demo products that intersect a demo AOI inside a demo date range (see eopack.demo.s1world).
+WANTED_STARTS = {
+    "20210310T053012",
+    "20210315T183620",
+    "20210322T183105",
+    "20230705T053450",
+    "20230714T052433",
+    "20230726T172041",
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run(world, tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", env=world.env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir, proc
+
+
+def test_one_zip_per_wanted_product(world, demo_run):
+    workdir, _ = demo_run
+    zips = sorted((workdir / "results" / "zip").glob("*.zip"))
+    starts = {z.name.split("_")[4] for z in zips}
+    assert starts == WANTED_STARTS
+    by_id = {p.product_id: p for p in world.products}
+    for path in zips:
+        pid = path.name.removesuffix(".zip")
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+        assert names == {f"{pid}.SAFE/{k}" for k in by_id[pid].filename_map}
+        report = json.loads((workdir / "results" / "safe" / f"{pid}.verify.json").read_text())
+        assert report["ok"] is True
+
+
+def test_stripmap_and_rfi_members(demo_run):
+    workdir, _ = demo_run
+    zips = {z.name.split("_")[4]: z for z in (workdir / "results" / "zip").glob("*.zip")}
+    with zipfile.ZipFile(zips["20210315T183620"]) as archive:
+        assert any("/measurement/s1a-s1-grd-vv-" in n for n in archive.namelist())
+    with zipfile.ZipFile(zips["20230726T172041"]) as archive:
+        rfi = [n for n in archive.namelist() if "/annotation/rfi/rfi-s1a-iw-grd-" in n]
+        assert len(rfi) == 2
+
+
+def test_search_outputs_and_logs(demo_run):
+    workdir, _ = demo_run
+    results = workdir / "results" / "search"
+    manifests = sorted(results.glob("*/*.geojson"))
+    assert len(manifests) == 6  # 3 AOIs x 2 date ranges
+    union = json.loads((results / "products.geojson").read_text())
+    ids = [f["id"] for f in union["features"]]
+    assert len(ids) == len(set(ids)) == 6
+    log = (workdir / "logs" / "search" / "alps" / "2023-07-01_2023-07-31.log").read_text()
+    assert "range dates 2023-07-01 to 2023-07-31" in log
+    assert "2 images found" in log
+    rebuild_logs = list((workdir / "logs" / "safe").glob("*.rebuild.log"))
+    assert rebuild_logs
+    assert "Copying item 1 of " in rebuild_logs[0].read_text()
+
+
+def test_second_run_has_nothing_to_do(world, demo_run):
+    workdir, _ = demo_run
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", env=world.env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stderr + proc.stdout
+
+
+def test_deleted_zip_is_rebuilt_byte_identical(world, demo_run):
+    workdir, _ = demo_run
+    path = sorted((workdir / "results" / "zip").glob("*.zip"))[0]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.unlink()
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", env=world.env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
+def test_secrets_do_not_reach_logs_or_results(world, demo_run):
+    workdir, _ = demo_run
+    secret = world.env()["AWS_SECRET_ACCESS_KEY"]
+    for folder in ("logs", "results"):
+        for path in Path(workdir, folder).rglob("*"):
+            if path.is_file() and path.suffix in (".log", ".json", ".geojson"):
+                assert secret not in path.read_text(errors="ignore"), path
