@@ -13,12 +13,13 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from eopack.demo.service import Service
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -102,7 +103,7 @@ class RequesterPaysMiddleware:
         return self.app(environ, start_response)
 
 
-class LocalS3Server:
+class LocalS3Server(Service):
     """moto on a free loopback port, wrapped by :class:`RequesterPaysMiddleware`.
 
     Use as a context manager; ``endpoint_url`` is what boto3 (``AWS_ENDPOINT_URL_S3``) needs.
@@ -142,14 +143,3 @@ class LocalS3Server:
             self._thread.join(timeout=10)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> LocalS3Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,8 +10,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
+from eopack.demo.service import Service
 from eopack.errors import EopackError
 
 
@@ -33,7 +33,7 @@ def rustac_executable() -> str:
     return found
 
 
-class StacServer:
+class StacServer(Service):
     """``rustac serve --create-collections ITEMS`` on a free loopback port."""
 
     def __init__(self, items: list[Path], log_file: Path | None = None, host: str = "127.0.0.1"):
@@ -80,14 +80,3 @@ class StacServer:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
-
-    def __enter__(self) -> StacServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s3server import LocalS3Server
+from eopack.demo.service import Service
 from eopack.demo.stacserver import StacServer, free_port
 from eopack.s3 import make_client
 
@@ -22,7 +22,7 @@ DEMO_CREDENTIALS = {
 }
 
 
-class DemoWorld:
+class DemoWorld(Service):
     """Start both servers, seed them, expose the environment a workflow run needs."""
 
     def __init__(self, state_dir: str | Path = ".demo") -> None:
@@ -76,14 +76,3 @@ class DemoWorld:
         if self.stac is not None:
             self.stac.stop()
         self.s3.stop()
-
-    def __enter__(self) -> DemoWorld:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
