@@ -28,7 +28,7 @@ wildcard_constraints:
 def search_manifests(wildcards):
     """Every AOI x date range manifest, once the search checkpoints have run."""
     return [
-        checkpoints.search.get(aoi=aoi, start=start, end=end).output[0]
+        checkpoints.search.get(aoi=aoi, start=start, end=end).output.manifest
         for aoi in AOIS
         for start, end in DATE_RANGES
     ]

@@ -2,7 +2,8 @@ checkpoint search:
     input:
         aoi=lambda w: AOIS[w.aoi],
     output:
-        "results/search/{aoi}/{start}_{end}.geojson",
+        manifest="results/search/{aoi}/{start}_{end}.geojson",
+        picture="results/search/{aoi}/{start}_{end}.png",
     log:
         "logs/search/{aoi}/{start}_{end}.log",
     conda:

@@ -10,5 +10,6 @@ run_job(
     snakemake.wildcards.start,
     snakemake.wildcards.end,
     {**snakemake.config["search"], **snakemake.params.search},
-    snakemake.output[0],
+    snakemake.output.manifest,
+    snakemake.output.picture,
 )

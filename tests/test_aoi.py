@@ -71,3 +71,22 @@ def test_empty_folder_and_bad_names(tmp_path):
     write(tmp_path / "my aoi.geojson", {"type": "Polygon", "coordinates": SQUARE})
     with pytest.raises(EopackError, match="AOI name 'my aoi' must be"):
         discover_aois(tmp_path)
+
+
+def test_antimeridian_crossing_polygon_is_split(tmp_path):
+    ring = [[[175, 60], [185, 60], [185, 62], [175, 62], [175, 60]]]
+    aoi = load_aoi(write(tmp_path / "chukotka.geojson", {"type": "Polygon", "coordinates": ring}))
+    assert aoi.geometry.geom_type == "MultiPolygon"
+    assert aoi.geometry.bounds == (-180.0, 60.0, 180.0, 62.0)
+    assert aoi.geometry.area == pytest.approx(20.0)
+    from shapely.geometry import Point
+
+    assert aoi.geometry.contains(Point(-177, 61)) and aoi.geometry.contains(Point(177, 61))
+
+
+def test_antimeridian_multipolygon_kept(tmp_path):
+    east = [[[175, 60], [180, 60], [180, 62], [175, 62], [175, 60]]]
+    west = [[[-180, 60], [-175, 60], [-175, 62], [-180, 62], [-180, 60]]]
+    doc = {"type": "MultiPolygon", "coordinates": [east, west]}
+    aoi = load_aoi(write(tmp_path / "split.geojson", doc))
+    assert aoi.geometry.area == pytest.approx(20.0)

@@ -123,3 +123,54 @@ def test_unreachable_stac_api_is_one_line(tmp_path, monkeypatch):
             tmp_path / "m.geojson",
         )
     assert not (tmp_path / "m.geojson").exists()
+
+
+def test_footprint_picture(world, world_env, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "alps.png"
+    run_search(
+        AOI_DIR / "alps.geojson",
+        "2023-07-01",
+        "2023-07-31",
+        SEARCH,
+        tmp_path / "m.geojson",
+        picture,
+    )
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.size == (640, 640)
+        pixels = image.convert("RGB")
+        colours = {pixels.getpixel((x, y)) for x in range(0, 640, 4) for y in range(0, 640, 4)}
+    assert (0, 0, 0) in colours  # the AOI outline
+    assert len(colours) > 5  # footprints filled in their colours, not a blank page
+
+
+def test_antimeridian_footprint_matches_split_aoi(tmp_path):
+    """The real productInfo footprint of a product across 180° (MultiPolygon) hits a split AOI."""
+    from eopack.search.manifest import Product
+    from eopack.search.stac import keep_product
+
+    info = json.loads(
+        (
+            REPO
+            / "tests/fixtures/aws-s1"
+            / "S1A_IW_GRDH_1SDV_20230726T183302_20230726T183327_049598_05F6CA_31E7.productInfo.json"
+        ).read_text()
+    )
+    product = Product(
+        id=info["id"],
+        collection="sentinel-1-grd",
+        datetime="2023-07-26T18:33:02Z",
+        platform="sentinel-1a",
+        mode="IW",
+        polarisations=("VV", "VH"),
+        geometry=info["footprint"],
+        bucket="sentinel-s1-l1c",
+        prefix=info["path"],
+    )
+    ring = [[[179, 61.5], [181, 61.5], [181, 62], [179, 62], [179, 61.5]]]
+    aoi_file = tmp_path / "dateline.geojson"
+    aoi_file.write_text(json.dumps({"type": "Polygon", "coordinates": ring}))
+    aoi = load_aoi(aoi_file).geometry
+    assert keep_product(product, aoi, "2023-07-26", "2023-07-26", {})
+    assert not keep_product(product, aoi, "2023-07-27", "2023-07-28", {})

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import shape
+import shapely.affinity
+from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from eopack.errors import EopackError
@@ -86,6 +87,24 @@ def load_aoi(path: str | Path) -> AOI:
             raise EopackError(f"{path}: invalid geometry ({reason})")
     union = shapely.union_all(geoms) if len(geoms) > 1 else geoms[0]
     minx, miny, maxx, maxy = union.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+    if minx < -360 or maxx > 360 or miny < -90 or maxy > 90:
         raise EopackError(f"{path}: coordinates outside lon/lat range (expected EPSG:4326)")
-    return AOI(name=path.stem, path=path, geometry=union)
+    return AOI(name=path.stem, path=path, geometry=split_antimeridian(union))
+
+
+def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
+    """Bring longitudes into [-180, 180], splitting at the antimeridian (RFC 7946 section 3.1.9).
+
+    An AOI drawn continuously across 180° (e.g. 170..190) becomes a MultiPolygon of its
+    two halves, which STAC servers and footprint tests understand.
+    """
+    minx, _, maxx, _ = geom.bounds
+    if minx >= -180 and maxx <= 180:
+        return geom
+    parts = []
+    for shift in (-360.0, 0.0, 360.0):
+        window = box(-180 - shift, -90, 180 - shift, 90)
+        piece = geom.intersection(window)
+        if not piece.is_empty:
+            parts.append(shapely.affinity.translate(piece, xoff=shift))
+    return shapely.union_all(parts)

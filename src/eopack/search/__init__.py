@@ -9,6 +9,7 @@ from typing import Any
 
 from eopack.aoi import load_aoi
 from eopack.errors import EopackError
+from eopack.search.footprints import write_footprints
 from eopack.search.manifest import Product, apply_images_limit, write_manifest
 from eopack.search.stac import search_stac, stac_url
 
@@ -21,8 +22,12 @@ def run_search(
     end: str,
     search: Mapping[str, Any],
     out: str | Path,
+    picture: str | Path | None = None,
 ) -> list[Product]:
-    """Search one AOI over one date range and write its manifest; returns the products kept."""
+    """Search one AOI over one date range, write its manifest (and footprint picture).
+
+    Returns the products kept.
+    """
     aoi = load_aoi(aoi_file)
     backend = search.get("backend", "stac")
     log.info("AOI %s (%s), range dates %s to %s", aoi.name, aoi.path, start, end)
@@ -46,4 +51,7 @@ def run_search(
     for product in kept:
         log.info("  %s %s %s", product.datetime, product.id, "+".join(product.polarisations))
     write_manifest(out, kept)
+    if picture is not None:
+        title = f"{start} to {end}: {len(kept)} product{'s' if len(kept) != 1 else ''}"
+        write_footprints(picture, aoi.name, aoi.geometry, kept, title)
     return kept
