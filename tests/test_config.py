@@ -41,6 +41,10 @@ def base_config(tmp_path: Path) -> dict:
             "aoi_dir: folder /nonexistent/aoi does not",
         ),
         (lambda c: c.pop("sources"), "'sources' is a required property"),
+        (
+            lambda c: c["search"].update(backend="dhus"),
+            "config: search.dhus_url: required when search.backend is dhus",
+        ),
     ],
 )
 def test_check_config_errors(tmp_path, mutate, message):

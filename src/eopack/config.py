@@ -81,6 +81,9 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> list[Dat
     """All pre-flight checks of the workflow config; returns the normalised date ranges."""
     check_schema(config, schema_path)
     ranges = check_date_ranges(config["date_ranges"])
+    search = config.get("search", {})
+    if search.get("backend") == "dhus" and not search.get("dhus_url"):
+        raise EopackError("config: search.dhus_url: required when search.backend is dhus")
     aoi_dir = Path(config["aoi_dir"])
     if not aoi_dir.is_dir():
         raise EopackError(f"config: aoi_dir: folder {aoi_dir} does not exist")

@@ -9,6 +9,7 @@ from typing import Any
 
 from eopack.aoi import load_aoi
 from eopack.errors import EopackError
+from eopack.search.dhus import dhus_url, hub_credentials, search_dhus
 from eopack.search.footprints import write_footprints
 from eopack.search.manifest import Product, apply_images_limit, write_manifest
 from eopack.search.stac import search_stac, stac_url
@@ -31,19 +32,21 @@ def run_search(
     aoi = load_aoi(aoi_file)
     backend = search.get("backend", "stac")
     log.info("AOI %s (%s), range dates %s to %s", aoi.name, aoi.path, start, end)
-    if backend != "stac":
+    filters = search.get("filters", {})
+    timeout = float(search.get("timeout_s", 60))
+    if backend == "stac":
+        url = stac_url(search["stac_url"])
+        log.info("Searching %s in %s", ", ".join(search["collections"]), url)
+        found = search_stac(
+            url, search["collections"], aoi.geometry, start, end, filters, timeout=timeout
+        )
+    elif backend == "dhus":
+        url = dhus_url(search.get("dhus_url"))
+        user, password = hub_credentials()
+        log.info("Searching Sentinel-1 GRD in DHuS %s as %s", url, user)
+        found = search_dhus(url, user, password, aoi.geometry, start, end, filters, timeout)
+    else:
         raise EopackError(f"config: search.backend: {backend!r} is not supported")
-    url = stac_url(search["stac_url"])
-    log.info("Searching %s in %s", ", ".join(search["collections"]), url)
-    found = search_stac(
-        url,
-        search["collections"],
-        aoi.geometry,
-        start,
-        end,
-        search.get("filters", {}),
-        timeout=float(search.get("timeout_s", 60)),
-    )
     log.info(
         "%d images found for AOI %s and range dates %s to %s", len(found), aoi.name, start, end
     )
