@@ -26,11 +26,11 @@ import shapely
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from eopack.demo.s1world import DemoProduct
-from eopack.demo.service import Service
+from eopack.demo.service import WsgiService
 
 #: DHuS attributes typed ``date`` in the feed; others are ``int``/``double`` by value, else ``str``.
 DATE_FIELDS = frozenset({"beginposition", "endposition", "ingestiondate", "generationdate"})
@@ -373,7 +373,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class DhusServer(Service):
+class DhusServer(WsgiService):
     """A threaded DHuS search endpoint on a free loopback port; ``.url`` is the API root.
 
     ``products`` are flat ``{attribute: value}`` dicts (see :func:`dhus_entries_from_demo`):
@@ -398,8 +398,6 @@ class DhusServer(Service):
         self.delay = 0.0
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     @staticmethod
     def _index(product: Mapping[str, Any]) -> dict[str, Any]:
@@ -427,22 +425,8 @@ class DhusServer(Service):
 
     def start(self) -> DhusServer:
         # Port 0: the kernel picks a free port at bind time (no race with other tests).
-        self._server = make_server(
-            self.host, 0, self._app, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dhus-server", daemon=True
-        )
-        self._thread.start()
+        self._serve(self._app, 0, _QuietHandler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
 
     # -- WSGI ---------------------------------------------------------------------------
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from eopack.demo.service import Service
+from eopack.demo.service import WsgiService
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -103,7 +101,7 @@ class RequesterPaysMiddleware:
         return self.app(environ, start_response)
 
 
-class LocalS3Server(Service):
+class LocalS3Server(WsgiService):
     """moto on a free loopback port, wrapped by :class:`RequesterPaysMiddleware`.
 
     Use as a context manager; ``endpoint_url`` is what boto3 (``AWS_ENDPOINT_URL_S3``) needs.
@@ -112,8 +110,6 @@ class LocalS3Server(Service):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self.middleware = RequesterPaysMiddleware(DomainDispatcherApplication(create_backend_app))
 
     @property
@@ -124,22 +120,5 @@ class LocalS3Server(Service):
 
     def start(self) -> LocalS3Server:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-        self._server = make_server(
-            self.host,
-            self.port,
-            self.middleware,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._serve(self.middleware, self.port, MotoRequestHandler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+from werkzeug.serving import make_server
 
 
 class Service:
@@ -25,3 +28,25 @@ class Service:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class WsgiService(Service):
+    """A WSGI app served by werkzeug on a loopback port from a daemon thread."""
+
+    host = "127.0.0.1"
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    def _serve(self, app: Any, port: int, handler: Any = None) -> None:
+        """Bind (port 0 = the kernel picks a free one) and serve in the background."""
+        self._server = make_server(self.host, port, app, threaded=True, request_handler=handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None

@@ -11,7 +11,7 @@ from pathlib import Path
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s3server import LocalS3Server
 from eopack.demo.service import Service
-from eopack.demo.stacserver import StacServer, free_port
+from eopack.demo.stacserver import StacServer
 from eopack.s3 import make_client
 
 # Placeholder credentials for the local server only (moto accepts any).
@@ -27,7 +27,7 @@ class DemoWorld(Service):
 
     def __init__(self, state_dir: str | Path = ".demo") -> None:
         self.state_dir = Path(state_dir)
-        self.s3 = LocalS3Server(port=free_port())
+        self.s3 = LocalS3Server()  # port 0: the kernel picks a free one at bind time
         self.stac: StacServer | None = None
         self.products: list[DemoProduct] = []
         self._saved_env: dict[str, str | None] = {}
