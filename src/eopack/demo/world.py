@@ -5,14 +5,15 @@ Used by ``make demo`` and by the tests. Everything is on loopback; nothing leave
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s3server import LocalS3Server
 from eopack.demo.service import Service
 from eopack.demo.stacserver import StacServer
-from eopack.s3 import make_client
 
 # Placeholder credentials for the local server only (moto accepts any).
 DEMO_CREDENTIALS = {
@@ -48,29 +49,22 @@ class DemoWorld(Service):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.s3.start()
         self.products = build_s1_products()
-        client = self._client()
+        client = self.client()
         seed_s1_bucket(client, self.products, DEMO_BUCKET)
         items = self.state_dir / "stac-items.json"
         write_stac_items(self.products, items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
         return self
 
-    def _client(self) -> object:
-        saved = {k: os.environ.get(k) for k in (*DEMO_CREDENTIALS, "AWS_ENDPOINT_URL_S3")}
-        os.environ.update(DEMO_CREDENTIALS)
-        os.environ["AWS_ENDPOINT_URL_S3"] = self.s3.endpoint_url
-        try:
-            return make_client("eu-central-1")
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-    def client(self) -> object:
-        """A boto3 client on the local S3 server (for tests and inspection)."""
-        return self._client()
+    def client(self) -> Any:
+        """A boto3 client on the local S3 server (seeding, tests, inspection)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint_url,
+            region_name=DEMO_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=DEMO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DEMO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def stop(self) -> None:
         if self.stac is not None:
