@@ -147,8 +147,8 @@ def test_footprint_picture(world, world_env, tmp_path):
 
 def test_antimeridian_footprint_matches_split_aoi(tmp_path):
     """The real productInfo footprint of a product across 180° (MultiPolygon) hits a split AOI."""
+    from eopack.search.filters import keep_product
     from eopack.search.manifest import Product
-    from eopack.search.stac import keep_product
 
     info = json.loads(
         (

@@ -82,8 +82,15 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> list[Dat
     check_schema(config, schema_path)
     ranges = check_date_ranges(config["date_ranges"])
     search = config.get("search", {})
-    if search.get("backend") == "dhus" and not search.get("dhus_url"):
-        raise EopackError("config: search.dhus_url: required when search.backend is dhus")
+    if search.get("backend") == "dhus":
+        if not search.get("dhus_url"):
+            raise EopackError("config: search.dhus_url: required when search.backend is dhus")
+        other = [c for c in search.get("collections", []) if c != "sentinel-1-grd"]
+        if other:
+            raise EopackError(
+                f"config: search.collections: {', '.join(other)} not available from a DHuS "
+                "hub (backend dhus searches sentinel-1-grd only; use backend stac)"
+            )
     aoi_dir = Path(config["aoi_dir"])
     if not aoi_dir.is_dir():
         raise EopackError(f"config: aoi_dir: folder {aoi_dir} does not exist")

@@ -1,4 +1,4 @@
-"""Product search: AOI x date range -> search manifest (STAC; DHuS to come)."""
+"""Product search: AOI x date range -> search manifest, through a STAC API or a DHuS hub."""
 
 from __future__ import annotations
 
@@ -38,7 +38,14 @@ def run_search(
         url = stac_url(search["stac_url"])
         log.info("Searching %s in %s", ", ".join(search["collections"]), url)
         found = search_stac(
-            url, search["collections"], aoi.geometry, start, end, filters, timeout=timeout
+            url,
+            search["collections"],
+            aoi.geometry,
+            start,
+            end,
+            filters,
+            timeout=timeout,
+            server_side=bool(search.get("server_filters", True)),
         )
     elif backend == "dhus":
         url = dhus_url(search.get("dhus_url"))
@@ -52,7 +59,12 @@ def run_search(
     )
     kept = apply_images_limit(found, search.get("images_limit"), aoi.name, start, end)
     for product in kept:
-        log.info("  %s %s %s", product.datetime, product.id, "+".join(product.polarisations))
+        detail = (
+            "+".join(product.polarisations)
+            if product.cloud_cover is None
+            else f"cloud {product.cloud_cover:g}%"
+        )
+        log.info("  %s %s %s", product.datetime, product.id, detail)
     write_manifest(out, kept)
     if picture is not None:
         title = f"{start} to {end}: {len(kept)} product{'s' if len(kept) != 1 else ''}"

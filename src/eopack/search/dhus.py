@@ -3,7 +3,7 @@
 DHuS answers with ESA product ids but says nothing about the AWS bucket, so the bucket prefix
 is derived from the id. sentinelsat's own date handling would drop the last day of a range and
 its ``timeout`` never reaches requests; both are handled here. Every filter is also applied
-client-side (:func:`eopack.search.stac.keep_product`), as for STAC.
+client-side (:func:`eopack.search.filters.keep_product`), as for STAC.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from shapely.geometry.base import BaseGeometry
 from urllib3.util.retry import Retry
 
 from eopack.errors import EopackError
+from eopack.search.filters import keep_product
+from eopack.search.items import STRIPMAP_BEAMS, s1_mode
 from eopack.search.manifest import Product
-from eopack.search.stac import STRIPMAP_BEAMS, keep_product, s1_mode
 
 log = logging.getLogger(__name__)
 

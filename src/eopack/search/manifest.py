@@ -34,6 +34,8 @@ class Product:
     bucket: str
     prefix: str
     orbit_state: str = ""
+    product_type: str = ""
+    cloud_cover: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_feature(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class Product:
             "mode": self.mode,
             "polarisations": list(self.polarisations),
             "orbit_state": self.orbit_state,
+            "product_type": self.product_type,
+            "cloud_cover": self.cloud_cover,
             "source": {"bucket": self.bucket, "prefix": self.prefix},
         }
         props.update(self.extra)
@@ -56,7 +60,16 @@ class Product:
         try:
             props = dict(feature["properties"])
             source = props.pop("source")
-            known = {"collection", "datetime", "platform", "mode", "polarisations", "orbit_state"}
+            known = {
+                "collection",
+                "datetime",
+                "platform",
+                "mode",
+                "polarisations",
+                "orbit_state",
+                "product_type",
+                "cloud_cover",
+            }
             return cls(
                 id=feature["id"],
                 collection=props["collection"],
@@ -68,6 +81,8 @@ class Product:
                 bucket=source["bucket"],
                 prefix=source["prefix"],
                 orbit_state=props.get("orbit_state", ""),
+                product_type=props.get("product_type", ""),
+                cloud_cover=props.get("cloud_cover"),
                 extra={k: v for k, v in props.items() if k not in known},
             )
         except (KeyError, TypeError) as exc:
@@ -76,14 +91,27 @@ class Product:
 
 
 def sort_products(products: Iterable[Product]) -> list[Product]:
-    """The documented order: sensing time, then product id."""
+    """The manifest order: sensing time, then product id."""
     return sorted(products, key=lambda p: (p.datetime, p.id))
+
+
+def limit_rank(product: Product) -> tuple[float, str, str]:
+    """Which products images_limit keeps first: least cloud, then earliest, then id.
+
+    Radar sees through clouds, so SAR products rank as cloud-free: an S1-only search keeps
+    the earliest products, an optical one the clearest (ties: earliest).
+    """
+    cloud = product.cloud_cover if product.cloud_cover is not None else 0.0
+    return (cloud, product.datetime, product.id)
 
 
 def apply_images_limit(
     products: Sequence[Product], limit: int | None, aoi: str, start: str, end: str
 ) -> list[Product]:
-    """Keep the first ``limit`` products (earliest first) and warn as the original tool did."""
+    """Keep ``limit`` products (see :func:`limit_rank`) and warn as the original tool did.
+
+    The kept products are returned in manifest order (sensing time).
+    """
     ordered = sort_products(products)
     if limit is not None and len(ordered) > limit:
         log.warning(
@@ -96,7 +124,7 @@ def apply_images_limit(
             limit,
             len(ordered),
         )
-        return ordered[:limit]
+        return sort_products(sorted(ordered, key=limit_rank)[:limit])
     return ordered
 
 

@@ -1,0 +1,174 @@
+"""STAC items -> :class:`Product` records, one normaliser per Earth Search v1 collection.
+
+Earth Search names things its own way (item id without the S1 unique suffix, ``SM`` for
+every stripmap beam, COG mirrors for S2 L2A). The manifest records what the rest of eopack
+needs instead: the ESA product id and the requester-pays bucket + prefix holding the
+product's original files, from which a SAFE can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from eopack.errors import EopackError
+from eopack.s3 import parse_s3_uri
+from eopack.search.manifest import Product
+
+S1_COLLECTION = "sentinel-1-grd"
+S2_COLLECTIONS = {"sentinel-2-l1c": "sentinel-s2-l1c", "sentinel-2-l2a": "sentinel-s2-l2a"}
+LANDSAT_COLLECTION = "landsat-c2-l2"
+LANDSAT_BUCKET = "usgs-landsat"
+OPTICAL = frozenset({*S2_COLLECTIONS, LANDSAT_COLLECTION})
+SUPPORTED = (S1_COLLECTION, *S2_COLLECTIONS, LANDSAT_COLLECTION)
+
+STRIPMAP_BEAMS = ("S1", "S2", "S3", "S4", "S5", "S6")
+
+# ESA S2 product name: MMM_MSIXXX_YYYYMMDDTHHMMSS_Nxxyy_ROOO_Txxxxx_<discriminator>
+_S2_NAME = re.compile(
+    r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})T\d{6}"
+    r"_N\d{4}_R\d{3}_T(?P<tile>\d{2}[C-X][A-Z]{2})_\d{8}T\d{6}$"
+)
+# Landsat C2 scene: LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX
+_LANDSAT_ID = re.compile(
+    r"^L[CEOT]0\d_L2S[PR]_(?P<path>\d{3})(?P<row>\d{3})_(?P<y>\d{4})\d{4}_\d{8}_02_(T1|T2|RT)$"
+)
+
+
+def s1_mode(product_id: str, stac_mode: str) -> str:
+    """The beam mode as in the product id and bucket path (S1..S6 rather than STAC's ``SM``)."""
+    parts = product_id.split("_")
+    return (
+        parts[1]
+        if len(parts) > 1 and parts[1] in (*STRIPMAP_BEAMS, "IW", "EW", "WV")
+        else stac_mode
+    )
+
+
+def _s3_location(item: Mapping[str, Any]) -> str | None:
+    """``earthsearch:s3_path``, else the folder of the first s3:// asset (or its alternate)."""
+    s3_path = item.get("properties", {}).get("earthsearch:s3_path")
+    if s3_path:
+        return str(s3_path)
+    for asset in item.get("assets", {}).values():
+        for href in (asset.get("href", ""), asset.get("alternate", {}).get("s3", {}).get("href")):
+            if isinstance(href, str) and href.startswith("s3://"):
+                return href.rsplit("/", 1)[0]
+    return None
+
+
+def s1_source(item: Mapping[str, Any]) -> tuple[str, str]:
+    """Bucket and product prefix of an Earth Search S1 item (``earthsearch:s3_path`` or assets)."""
+    location = _s3_location(item)
+    if not location:
+        raise EopackError(f"STAC item {item.get('id')}: no s3:// location of its files")
+    bucket, prefix = parse_s3_uri(location)
+    return bucket, prefix.rstrip("/")
+
+
+def _common(item: Mapping[str, Any]) -> dict[str, Any]:
+    props = item.get("properties", {})
+    cloud = props.get("eo:cloud_cover")
+    return {
+        "collection": item.get("collection", ""),
+        "datetime": props.get("datetime") or props.get("start_datetime", ""),
+        "platform": props.get("platform", ""),
+        "geometry": item["geometry"],
+        "orbit_state": props.get("sat:orbit_state", ""),
+        "cloud_cover": None if cloud is None else float(cloud),
+    }
+
+
+def s1_product(item: Mapping[str, Any]) -> Product:
+    """``sentinel-1-grd``: id = the full ESA id (``s1:product_identifier``)."""
+    props = item.get("properties", {})
+    bucket, prefix = s1_source(item)
+    product_id = props.get("s1:product_identifier") or item["id"]
+    return Product(
+        id=product_id,
+        mode=s1_mode(product_id, props.get("sar:instrument_mode", "")),
+        polarisations=tuple(props.get("sar:polarizations", [])),
+        bucket=bucket,
+        prefix=prefix,
+        product_type=props.get("sar:product_type", "GRD"),
+        **_common(item),
+    )
+
+
+def s2_product(item: Mapping[str, Any]) -> Product:
+    """``sentinel-2-l1c``/``-l2a``: id = ESA product name, files under ``products/`` of the
+    requester-pays ``sentinel-s2-l1c``/``-l2a`` bucket (the SAFE's source, not the COG mirror).
+    """
+    props = item.get("properties", {})
+    uri = str(props.get("s2:product_uri", "")).removesuffix(".SAFE")
+    match = _S2_NAME.match(uri)
+    if not match:
+        raise EopackError(f"STAC item {item.get('id')}: s2:product_uri {uri!r} is not an S2 name")
+    y, m, d = (int(match[k]) for k in ("y", "m", "d"))
+    tile = match["tile"]
+    extra = {"stac_id": item.get("id", ""), "tile": tile}
+    location = _s3_location(item)
+    if location:
+        extra["stac_s3_path"] = location
+    return Product(
+        id=uri,
+        mode="MSI",
+        polarisations=(),
+        bucket=S2_COLLECTIONS[item["collection"]],
+        prefix=f"products/{y}/{m}/{d}/{uri}",
+        product_type=props.get("s2:product_type", f"S2MSI{match['level'][1:]}"),
+        extra=extra,
+        **_common(item),
+    )
+
+
+def landsat_product(item: Mapping[str, Any]) -> Product:
+    """``landsat-c2-l2``: id = scene id, files in the requester-pays ``usgs-landsat`` bucket."""
+    props = item.get("properties", {})
+    scene = str(item.get("id", ""))
+    match = _LANDSAT_ID.match(scene)
+    if not match:
+        raise EopackError(f"STAC item {scene!r}: not a Landsat Collection 2 Level-2 scene id")
+    location = _s3_location(item)
+    if location:
+        bucket, prefix = parse_s3_uri(location)
+    else:
+        sensor = (
+            "oli-tirs" if scene.startswith(("LC08", "LC09")) else "etm" if scene[1] == "E" else "tm"
+        )
+        bucket = LANDSAT_BUCKET
+        prefix = (
+            f"collection02/level-2/standard/{sensor}/{match['y']}/"
+            f"{match['path']}/{match['row']}/{scene}"
+        )
+    instruments = props.get("instruments") or []
+    return Product(
+        id=scene,
+        mode="-".join(str(i).upper() for i in instruments) or "OLI-TIRS",
+        polarisations=(),
+        bucket=bucket,
+        prefix=prefix.rstrip("/"),
+        product_type=props.get("landsat:correction", scene.split("_")[1]),
+        extra={"wrs_path": match["path"], "wrs_row": match["row"]},
+        **_common(item),
+    )
+
+
+_NORMALISERS: dict[str, Callable[[Mapping[str, Any]], Product]] = {
+    S1_COLLECTION: s1_product,
+    **dict.fromkeys(S2_COLLECTIONS, s2_product),
+    LANDSAT_COLLECTION: landsat_product,
+}
+
+
+def item_to_product(item: Mapping[str, Any]) -> Product:
+    """Normalise an Earth Search v1 item of any supported collection."""
+    collection = item.get("collection", "")
+    normalise = _NORMALISERS.get(collection)
+    if normalise is None:
+        raise EopackError(
+            f"STAC item {item.get('id')}: collection {collection!r} is not supported "
+            f"(supported: {', '.join(SUPPORTED)})"
+        )
+    return normalise(item)
