@@ -22,4 +22,5 @@ rule all:
     default_target: True
     input:
         "results/search/products.geojson",
+        "results/plan.tsv",
         product_zips,

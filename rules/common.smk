@@ -7,6 +7,8 @@ from eopack.config import check_config
 from eopack.errors import EopackError
 from eopack.search.manifest import read_manifest
 
+SAFE_COLLECTIONS = ("sentinel-1-grd",)
+
 try:
     DATE_RANGES = check_config(
         config, Path(workflow.basedir) / "config" / "schema.yaml"
@@ -35,9 +37,17 @@ def search_manifests(wildcards):
 
 
 def product_ids(wildcards):
-    """Distinct product ids over all manifests (a product found twice is fetched once)."""
+    """Distinct S1 product ids over all manifests (a product found twice is fetched once).
+
+    Optical products stay search records until their SAFE rebuild exists.
+    """
     return sorted(
-        {p.id for path in search_manifests(wildcards) for p in read_manifest(path)}
+        {
+            p.id
+            for path in search_manifests(wildcards)
+            for p in read_manifest(path)
+            if p.collection in SAFE_COLLECTIONS
+        }
     )
 
 

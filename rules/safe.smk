@@ -23,5 +23,23 @@ rule verify_safe:
         "logs/safe/{product}.verify.log",
     conda:
         "../envs/eopack.yaml"
+    params:
+        on_failure=config["verify"]["on_failure"],
     script:
         "../scripts/verify_safe.py"
+
+
+rule plan:
+    input:
+        products="results/search/products.geojson",
+    output:
+        "results/plan.tsv",
+    log:
+        "logs/plan.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        destination="results/zip",
+        collections=SAFE_COLLECTIONS,
+    script:
+        "../scripts/plan.py"

@@ -3,4 +3,10 @@
 from eopack.jobs import run_job
 from eopack.safe.manifest import verify_to_report
 
-run_job(snakemake.log[0], verify_to_report, snakemake.input[0], snakemake.output[0])
+run_job(
+    snakemake.log[0],
+    verify_to_report,
+    snakemake.input[0],
+    snakemake.output[0],
+    fail=snakemake.params.on_failure == "fail",
+)

@@ -1,0 +1,160 @@
+"""The transfer plan: what a run would fetch and what it would cost, before paying for it.
+
+Source buckets are requester pays, so the user is billed for every GET and every byte that
+leaves the bucket's region. Per product the plan costs two cheap requests (productInfo.json
+and one listing of the product prefix), never the data itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eopack.fsutil import atomic_write_bytes
+from eopack.s3 import SourceBucket, describe_error, make_client, source_bucket
+from eopack.safe.s1 import fetch_product_info
+from eopack.search.manifest import Product, read_manifest
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "product",
+    "collection",
+    "files",
+    "bytes",
+    "missing",
+    "source",
+    "destination",
+    "est_cost_usd",
+)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What the requester pays: per GB out of the bucket's region and per 1,000 GETs."""
+
+    usd_per_gb: float
+    usd_per_1000_requests: float
+
+    def cost(self, files: int, size: int) -> float:
+        return size / 1e9 * self.usd_per_gb + files / 1000 * self.usd_per_1000_requests
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One product of the plan."""
+
+    product: str
+    collection: str
+    files: int
+    bytes: int
+    missing: int
+    source: str
+    destination: str
+    est_cost_usd: float
+
+
+def list_sizes(client: Any, bucket: SourceBucket, prefix: str) -> dict[str, int]:
+    """Key (relative to ``prefix``) -> size of every object under ``prefix/``."""
+    sizes: dict[str, int] = {}
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(
+            Bucket=bucket.name, Prefix=f"{prefix}/", **bucket.extra_args
+        ):
+            for obj in page.get("Contents", []):
+                sizes[obj["Key"][len(prefix) + 1 :]] = int(obj["Size"])
+    except (ClientError, BotoCoreError) as exc:
+        raise describe_error(exc, bucket.name, f"{prefix}/") from None
+    return sizes
+
+
+def destination_of(destination: str, product_id: str) -> str:
+    """Where the product's zip goes: a local folder or ``s3://bucket/prefix``."""
+    return f"{destination.rstrip('/')}/{product_id}.zip"
+
+
+def plan_product(
+    client: Any, bucket: SourceBucket, product: Product, destination: str, prices: Prices
+) -> PlanRow:
+    """Files, bytes and estimated cost of rebuilding one product's SAFE."""
+    info = fetch_product_info(client, bucket, product.prefix)
+    sizes = list_sizes(client, bucket, product.prefix)
+    keys = list(info.filename_map.values())
+    present = [key for key in keys if key in sizes]
+    size = sum(sizes[key] for key in present)
+    missing = len(keys) - len(present)
+    if missing:
+        log.warning("%s: %d of %d files are missing in the bucket", product.id, missing, len(keys))
+    # +1 request: productInfo.json itself.
+    return PlanRow(
+        product=product.id,
+        collection=product.collection,
+        files=len(keys),
+        bytes=size,
+        missing=missing,
+        source=f"s3://{bucket.name}/{product.prefix}/",
+        destination=destination_of(destination, product.id),
+        est_cost_usd=round(prices.cost(len(present) + 1, size), 6),
+    )
+
+
+def plan_tsv(rows: Iterable[PlanRow]) -> bytes:
+    """The plan as TSV with a header and a TOTAL line."""
+    rows = list(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([getattr(row, column) for column in COLUMNS])
+    writer.writerow(
+        [
+            "TOTAL",
+            "",
+            sum(r.files for r in rows),
+            sum(r.bytes for r in rows),
+            sum(r.missing for r in rows),
+            "",
+            "",
+            round(sum(r.est_cost_usd for r in rows), 6),
+        ]
+    )
+    return out.getvalue().encode()
+
+
+def write_plan(
+    products_file: str | Path,
+    sources: Mapping[str, Mapping[str, Any]],
+    destination: str,
+    prices: Prices,
+    out: str | Path,
+    collections: Iterable[str] = ("sentinel-1-grd",),
+) -> list[PlanRow]:
+    """``results/plan.tsv`` for every product of ``products_file`` eopack would fetch."""
+    wanted = set(collections)
+    products = [p for p in read_manifest(products_file) if p.collection in wanted]
+    clients: dict[str, Any] = {}
+    rows = []
+    for product in products:
+        bucket = source_bucket(sources, product.bucket)
+        if bucket.region not in clients:
+            clients[bucket.region] = make_client(bucket.region)
+        rows.append(plan_product(clients[bucket.region], bucket, product, destination, prices))
+    atomic_write_bytes(out, plan_tsv(rows))
+    total = sum(r.bytes for r in rows)
+    cost = sum(r.est_cost_usd for r in rows)
+    log.info(
+        "%d products, %d files, %.3f GB, estimated requester-pays cost $%.4f",
+        len(rows),
+        sum(r.files for r in rows),
+        total / 1e9,
+        cost,
+    )
+    return rows
