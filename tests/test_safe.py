@@ -100,6 +100,23 @@ def test_md5_mismatch_and_missing_file_fail_with_the_file_name(rebuilt, tmp_path
     assert statuses[rel] == "md5_mismatch"
 
 
+def test_verify_warn_mode_records_and_continues(rebuilt, tmp_path, caplog):
+    """verify.on_failure: warn -> verify.json written with ok false, the job goes on."""
+    import logging
+    import shutil
+
+    pid, (_, dest) = next(iter(rebuilt.items()))
+    copy = tmp_path / dest.name
+    shutil.copytree(dest, copy)
+    (copy / "preview" / "map-overlay.kml").unlink()
+    out = tmp_path / "v.json"
+    with caplog.at_level(logging.WARNING):
+        report = verify_to_report(copy, out, fail=False)
+    assert report["ok"] is False
+    assert json.loads(out.read_text())["ok"] is False
+    assert f"{pid}.SAFE/preview/map-overlay.kml: missing" in caplog.text
+
+
 def test_reencoded_measurement_is_accepted_when_readable(rebuilt, tmp_path):
     import shutil
 
