@@ -6,19 +6,22 @@ endpoint (MinIO, the local demo server) is set the boto3 way: ``AWS_ENDPOINT_URL
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.errors import EopackError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from eopack.transfer import TransferConfig
 
 CHUNK = 1024 * 1024
 
@@ -80,6 +83,8 @@ def describe_error(exc: Exception, bucket: str, key: str) -> EopackError:
             return EopackError(f"{uri}: object not found")
         if code == "NoSuchBucket":
             return EopackError(f"{uri}: bucket {bucket} does not exist")
+        if code == "PreconditionFailed" or status == 412:
+            return EopackError(f"{uri}: object changed during the download; try again")
         if code in ("AccessDenied", "403", "Forbidden") or status == 403:
             return EopackError(
                 f"{uri}: access denied (check AWS credentials; source buckets are requester pays)"
@@ -97,27 +102,19 @@ def get_bytes(client: Any, bucket: SourceBucket, key: str) -> bytes:
         raise describe_error(exc, bucket.name, key) from None
 
 
-def download_file(client: Any, bucket: SourceBucket, key: str, dest: Path) -> tuple[int, str]:
-    """Stream one object to ``dest`` atomically; returns ``(size, md5 hex)`` of what was written.
+def download_file(
+    client: Any,
+    bucket: SourceBucket,
+    key: str,
+    dest: Path,
+    config: TransferConfig | None = None,
+    part_pool: Executor | None = None,
+) -> tuple[int, str]:
+    """Download one object to ``dest`` resumably and atomically; returns ``(size, md5 hex)``.
 
-    The MD5 is computed while streaming so verification needs no second read of the file.
+    Kept here for callers of the old API; the work is in :func:`eopack.transfer.download_file`
+    (imported late because that module builds on this one).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    md5 = hashlib.md5(usedforsecurity=False)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            response = client.get_object(Bucket=bucket.name, Key=key, **bucket.extra_args)
-            for chunk in response["Body"].iter_chunks(CHUNK):
-                handle.write(chunk)
-                md5.update(chunk)
-                size += len(chunk)
-        os.replace(tmp, dest)
-    except (ClientError, BotoCoreError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise describe_error(exc, bucket.name, key) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return size, md5.hexdigest()
+    from eopack.transfer import download_file as resumable_download
+
+    return resumable_download(client, bucket, key, dest, config, part_pool)

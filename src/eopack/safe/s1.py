@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from eopack.errors import EopackError
-from eopack.s3 import SourceBucket, download_file, get_bytes
+from eopack.s3 import SourceBucket, get_bytes
+from eopack.transfer import TransferConfig, download_file, finished_file, resumable_bytes
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,16 @@ def rebuild_safe(
     product_id: str,
     dest: str | Path,
     max_workers: int = 8,
+    transfer: TransferConfig | None = None,
 ) -> dict[str, tuple[int, str]]:
     """Fetch every file of the product into ``dest`` (``{id}.SAFE``) under its ESA name.
 
     Files go to a hidden sibling folder first, renamed to ``dest`` only when all arrived, so
-    an interrupted run never leaves a SAFE that looks complete. Returns SAFE path ->
-    (size, md5) of what was written.
+    an interrupted run never leaves a SAFE that looks complete. The folder is kept after a
+    failure or a kill: the next run skips the files it holds and resumes the partial ones.
+    Large files come as ranged parts from one pool of ``max_workers`` shared by all files, so
+    at most 2 x ``max_workers`` requests are in flight (the client pool ``rebuild_product``
+    makes). Returns SAFE path -> (size, md5) of every file.
     """
     dest = Path(dest)
     info = fetch_product_info(client, bucket, prefix)
@@ -92,25 +97,35 @@ def rebuild_safe(
             f"expected {product_id}"
         )
     staging = dest.parent / f".{dest.name}.part"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging.mkdir(parents=True, exist_ok=True)
     items = sorted(info.filename_map.items())
     total = len(items)
     log.info("%s: %d files in s3://%s/%s/", product_id, total, bucket.name, prefix)
 
     def fetch(numbered: tuple[int, tuple[str, str]]) -> tuple[str, tuple[int, str]]:
         number, (safe_path, key) = numbered
-        log.info("Copying item %d of %d: %s <- %s", number, total, safe_path, key)
-        result = download_file(client, bucket, f"{prefix}/{key}", staging / safe_path)
+        target = staging / safe_path
+        done = target.is_file()  # renamed from .part, so complete
+        resumed = 0 if done else resumable_bytes(target)
+        note = f" (resumed at {resumed} bytes)" if resumed else ""
+        note = " (already complete)" if done else note
+        log.info("Copying item %d of %d: %s <- %s%s", number, total, safe_path, key, note)
+        if done:
+            return safe_path, finished_file(target)
+        result = download_file(client, bucket, f"{prefix}/{key}", target, transfer, parts)
         return safe_path, result
 
-    try:
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            written = dict(pool.map(fetch, enumerate(items, start=1)))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with (
+        ThreadPoolExecutor(max_workers, "eopack-part") as parts,
+        ThreadPoolExecutor(max_workers, "eopack-file") as files,
+    ):
+        futures = [files.submit(fetch, numbered) for numbered in enumerate(items, start=1)]
+        try:
+            written = dict(future.result() for future in futures)
+        except BaseException:
+            for future in futures:  # stop queued files; running ones keep their progress
+                future.cancel()
+            raise
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(staging, dest)
