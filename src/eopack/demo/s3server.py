@@ -4,14 +4,26 @@ moto serves the S3 API faithfully but has no request-payment API (Put/GetBucketR
 and enforces nothing, so a client that forgets ``x-amz-request-payer: requester`` would pass
 every test and fail on the real ``sentinel-s1-l1c`` bucket. This wraps moto's WSGI app: it
 implements the request-payment sub-resource itself and answers requests to a requester-pays
-bucket that do not accept the charges with the 403 ``AccessDenied`` that AWS sends.
+bucket that do not accept the charges with the 403 ``AccessDenied`` that AWS sends. That
+includes copies (CopyObject, UploadPartCopy) whose *source* is a requester-pays bucket.
+
+Two test aids sit in the same wrapper:
+
+* :class:`TrafficCounter` counts the body bytes the server sends and receives, per bucket and
+  operation, so a test or benchmark can prove that a server-side copy moved no object bytes
+  through the host (moto runs in-process, so there is no network to measure instead);
+* ``read_only`` buckets answer every write with 403 ``AccessDenied``: moto enforces no IAM or
+  bucket policy, and "destination not writable" must be testable against a real server.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,6 +32,7 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from eopack.demo.service import WsgiService
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+TrafficKey = tuple[str, str]  # (bucket or "", operation)
 
 ACCESS_DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -32,21 +45,42 @@ _PAYMENT_XML = (
     '<RequestPaymentConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
     "<Payer>{payer}</Payer></RequestPaymentConfiguration>"
 )
+_WRITE_METHODS = frozenset({"PUT", "POST", "DELETE"})
+# Sub-resources that turn an object request into another operation (for traffic labels).
+_SUBRESOURCES = ("uploadId", "uploads", "tagging", "acl", "attributes", "retention", "restore")
+
+
+def _split_path(environ: dict[str, Any]) -> tuple[str | None, str]:
+    """``(bucket, key)`` a request addresses, path style or virtual-hosted style."""
+    path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+    match = _HOST_BUCKET.match(environ.get("HTTP_HOST", ""))
+    if match:
+        return match.group("bucket"), path
+    bucket, _, key = path.partition("/")
+    return bucket or None, key
 
 
 def bucket_of(environ: dict[str, Any]) -> str | None:
     """The bucket a request addresses, path style or virtual-hosted style."""
-    host = environ.get("HTTP_HOST", "")
-    match = _HOST_BUCKET.match(host)
-    if match:
-        return match.group("bucket")
-    path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+    return _split_path(environ)[0]
+
+
+def copy_source_bucket(environ: dict[str, Any]) -> str | None:
+    """The source bucket of a copy (``x-amz-copy-source: [/]bucket/key[?versionId=...]``)."""
+    header = environ.get("HTTP_X_AMZ_COPY_SOURCE")
+    if not header:
+        return None
+    path = unquote(header.partition("?")[0]).lstrip("/")
     return path.split("/", 1)[0] or None
 
 
-def _query_has(environ: dict[str, Any], name: str) -> bool:
+def _query_names(environ: dict[str, Any]) -> list[str]:
     query = environ.get("QUERY_STRING", "")
-    return any(part.split("=", 1)[0] == name for part in query.split("&"))
+    return [part.split("=", 1)[0] for part in query.split("&") if part]
+
+
+def _query_has(environ: dict[str, Any], name: str) -> bool:
+    return name in _query_names(environ)
 
 
 def _has_payer(environ: dict[str, Any]) -> bool:
@@ -56,13 +90,168 @@ def _has_payer(environ: dict[str, Any]) -> bool:
     return header or signed
 
 
+def operation_of(environ: dict[str, Any]) -> str:
+    """An S3 operation name good enough to label traffic (``GetObject``, ``UploadPartCopy``)."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    _, key = _split_path(environ)
+    names = _query_names(environ)
+    copy = "HTTP_X_AMZ_COPY_SOURCE" in environ
+    if not key:
+        return f"{method} bucket" + (f"?{names[0]}" if names else "")
+    if "partNumber" in names and "uploadId" in names and method == "PUT":
+        return "UploadPartCopy" if copy else "UploadPart"
+    if "uploads" in names and method == "POST":
+        return "CreateMultipartUpload"
+    if "uploadId" in names and method in ("POST", "DELETE"):
+        return "CompleteMultipartUpload" if method == "POST" else "AbortMultipartUpload"
+    sub = next((name for name in names if name in _SUBRESOURCES), None)
+    if sub:
+        return f"{method} object?{sub}"
+    plain = {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+    if method == "PUT":
+        return "CopyObject" if copy else "PutObject"
+    return plain.get(method, f"{method} object")
+
+
+@dataclass(frozen=True)
+class TrafficSnapshot:
+    """Body bytes and request counts per ``(bucket, operation)`` at one moment."""
+
+    sent: dict[TrafficKey, int] = field(default_factory=dict)
+    received: dict[TrafficKey, int] = field(default_factory=dict)
+    requests: dict[TrafficKey, int] = field(default_factory=dict)
+
+    @staticmethod
+    def _total(table: dict[TrafficKey, int], bucket: str | None, op: str | None) -> int:
+        return sum(
+            n
+            for (b, o), n in table.items()
+            if (bucket is None or b == bucket) and (op is None or o == op)
+        )
+
+    def bytes_sent(self, bucket: str | None = None, op: str | None = None) -> int:
+        """Response-body bytes the server sent to clients (optionally one bucket/operation)."""
+        return self._total(self.sent, bucket, op)
+
+    def bytes_received(self, bucket: str | None = None, op: str | None = None) -> int:
+        """Request-body bytes the server read from clients (uploads, XML requests)."""
+        return self._total(self.received, bucket, op)
+
+    def count(self, bucket: str | None = None, op: str | None = None) -> int:
+        """Number of requests (optionally one bucket/operation)."""
+        return self._total(self.requests, bucket, op)
+
+    @property
+    def object_bytes_sent(self) -> int:
+        """Object bytes that left the server (GetObject bodies): 0 for a server-side copy."""
+        return self.bytes_sent(op="GetObject")
+
+    def __sub__(self, other: TrafficSnapshot) -> TrafficSnapshot:
+        """What happened between ``other`` and ``self``."""
+
+        def minus(a: dict[TrafficKey, int], b: dict[TrafficKey, int]) -> dict[TrafficKey, int]:
+            return {k: a[k] - b.get(k, 0) for k in a if a[k] - b.get(k, 0)}
+
+        return TrafficSnapshot(
+            minus(self.sent, other.sent),
+            minus(self.received, other.received),
+            minus(self.requests, other.requests),
+        )
+
+
+class TrafficCounter:
+    """Thread-safe byte counters (the server handles requests on many threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: Counter[TrafficKey] = Counter()
+        self._received: Counter[TrafficKey] = Counter()
+        self._requests: Counter[TrafficKey] = Counter()
+
+    def add(self, key: TrafficKey, sent: int = 0, received: int = 0, requests: int = 0) -> None:
+        with self._lock:
+            self._sent[key] += sent
+            self._received[key] += received
+            self._requests[key] += requests
+
+    def snapshot(self) -> TrafficSnapshot:
+        with self._lock:
+            return TrafficSnapshot(dict(self._sent), dict(self._received), dict(self._requests))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._sent.clear()
+            self._received.clear()
+            self._requests.clear()
+
+
+class _CountingInput:
+    """``wsgi.input`` that reports every byte read (the app may read it in any of these ways)."""
+
+    def __init__(self, stream: Any, report: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._report = report
+
+    def read(self, *args: Any) -> bytes:
+        data = self._stream.read(*args)
+        self._report(len(data))
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._stream.readline(*args)
+        self._report(len(data))
+        return data
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        lines = self._stream.readlines(*args)
+        self._report(sum(len(line) for line in lines))
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            self._report(len(line))
+            yield line
+
+
+class _CountingBody:
+    """A WSGI response body that reports its bytes as the server sends them."""
+
+    def __init__(self, body: Iterable[bytes], report: Callable[[int], None]) -> None:
+        self._body = body
+        self._report = report
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._report(len(chunk))
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def _refuse(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response(
+        "403 Forbidden",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(ACCESS_DENIED)))],
+    )
+    return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [ACCESS_DENIED]
+
+
 class RequesterPaysMiddleware:
-    """Refuse requests to requester-pays buckets that do not accept the charges."""
+    """Refuse requests to requester-pays buckets that do not accept the charges.
+
+    ``read_only`` (test infrastructure) holds buckets whose writes are refused, standing in for
+    an IAM or bucket policy without ``s3:PutObject``, which moto does not enforce.
+    """
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.refused = 0
         self.requester_pays: set[str] = set()
+        self.read_only: set[str] = set()
+        self.traffic = TrafficCounter()
 
     def _request_payment(
         self, bucket: str, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -87,30 +276,59 @@ class RequesterPaysMiddleware:
         start_response("200 OK", [("Content-Type", "application/xml")])
         return [body]
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def _refused(self, bucket: str | None, environ: dict[str, Any]) -> bool:
+        """AWS's answer would be 403: unpaid requester-pays access or a write to a read-only."""
+        if _has_payer(environ):
+            unpaid = False
+        else:
+            source = copy_source_bucket(environ)
+            unpaid = bucket in self.requester_pays or source in self.requester_pays
+        write = environ.get("REQUEST_METHOD") in _WRITE_METHODS
+        return unpaid or (write and bucket in self.read_only)
+
+    def _handle(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         bucket = bucket_of(environ)
         if bucket and _query_has(environ, "requestPayment"):
             return self._request_payment(bucket, environ, start_response)
-        if bucket and bucket in self.requester_pays and not _has_payer(environ):
+        if bucket and self._refused(bucket, environ):
             self.refused += 1
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "application/xml"), ("Content-Length", str(len(ACCESS_DENIED)))],
-            )
-            return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [ACCESS_DENIED]
+            return _refuse(environ, start_response)
         return self.app(environ, start_response)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = (bucket_of(environ) or "", operation_of(environ))
+        self.traffic.add(key, requests=1)
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _CountingInput(
+                environ["wsgi.input"], lambda n: self.traffic.add(key, received=n)
+            )
+        body = self._handle(environ, start_response)
+        return _CountingBody(body, lambda n: self.traffic.add(key, sent=n))
 
 
 class LocalS3Server(WsgiService):
     """moto on a free loopback port, wrapped by :class:`RequesterPaysMiddleware`.
 
     Use as a context manager; ``endpoint_url`` is what boto3 (``AWS_ENDPOINT_URL_S3``) needs.
+    ``traffic`` counts body bytes per bucket and operation; ``set_read_only`` makes a bucket
+    refuse writes (both are test infrastructure, see the module docstring).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
         self.middleware = RequesterPaysMiddleware(DomainDispatcherApplication(create_backend_app))
+
+    @property
+    def traffic(self) -> TrafficCounter:
+        return self.middleware.traffic
+
+    def set_read_only(self, bucket: str, read_only: bool = True) -> None:
+        """Answer writes to ``bucket`` with 403 AccessDenied (or stop doing so)."""
+        if read_only:
+            self.middleware.read_only.add(bucket)
+        else:
+            self.middleware.read_only.discard(bucket)
 
     @property
     def endpoint_url(self) -> str:

@@ -1,0 +1,399 @@
+"""S3 -> S3 delivery against the local S3 server: server-side copies (no object bytes through
+the host, proven by the server's traffic counter), verification from HEADs, the completion
+marker written last, and one-line errors for destinations that cannot be written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from eopack.deliver import (
+    MIB,
+    LocalDestination,
+    S3Destination,
+    copy_safe_to_s3,
+    parse_destination,
+    part_ranges,
+    upload_file,
+)
+from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
+from eopack.errors import EopackError
+from eopack.s3 import SourceBucket, make_client
+
+RP_SOURCE = SourceBucket(DEMO_BUCKET, "eu-central-1", requester_pays=True)
+REGION = {"LocationConstraint": "eu-central-1"}
+BIG_TIFF = "measurement/iw-vv.tiff"  # bucket key replaced by a 12 MiB object in big_source
+
+
+def _new_bucket(world: Any, stem: str) -> str:
+    name = f"{stem}-{uuid.uuid4().hex[:8]}"
+    world.client().create_bucket(Bucket=name, CreateBucketConfiguration=REGION)
+    return name
+
+
+@pytest.fixture
+def dest_bucket(world: Any) -> str:
+    return _new_bucket(world, "eopack-dest")
+
+
+@pytest.fixture
+def client(world_env: dict[str, str]) -> Any:
+    return make_client("eu-central-1")
+
+
+@pytest.fixture(scope="module")
+def big_source(world: Any) -> Iterator[tuple[SourceBucket, DemoProduct, bytes]]:
+    """A requester-pays copy of one demo product whose VV measurement is 12 MiB (multipart)."""
+    product = world.products[1]
+    big = os.urandom(12 * MIB + 12345)
+    name = _new_bucket(world, "eopack-rp-src")
+    raw = world.client()
+    for key, data in product.objects.items():
+        body = big if key == BIG_TIFF else data
+        raw.put_object(Bucket=name, Key=f"{product.prefix}/{key}", Body=body)
+    raw.put_bucket_request_payment(Bucket=name, RequestPaymentConfiguration={"Payer": "Requester"})
+    yield SourceBucket(name, "eu-central-1", requester_pays=True), product, big
+
+
+def _copy(client: Any, product: DemoProduct, bucket: str, **kwargs: Any) -> dict[str, Any]:
+    source = kwargs.pop("source", RP_SOURCE)
+    return copy_safe_to_s3(
+        client, source, product.prefix, product.product_id, product.filename_map, bucket,
+        kwargs.pop("dest_prefix", "deliveries/s1"), 4, **kwargs,
+    )  # fmt: skip
+
+
+def _keys(world: Any, bucket: str) -> set[str]:
+    listed = world.client().list_objects_v2(Bucket=bucket)
+    return {obj["Key"] for obj in listed.get("Contents", [])}
+
+
+def _fail_on(client: Any, operation: str, when: Callable[[dict[str, Any]], bool]) -> None:
+    """Make ``operation`` fail (like an S3 500) for calls whose parameters match ``when``."""
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if when(params):
+            error = {"Code": "InternalError", "Message": "injected failure"}
+            raise ClientError({"Error": error}, operation)
+
+    client.meta.events.register(f"before-parameter-build.s3.{operation}", hook)
+
+
+# Destinations from config
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_destination():
+    assert parse_destination(None) == LocalDestination(Path("results"))
+    assert parse_destination("out/here") == LocalDestination(Path("out/here"))
+    assert parse_destination("s3://my-bucket") == S3Destination("my-bucket", "")
+    dest = parse_destination("s3://my-bucket/a/b/")
+    assert dest == S3Destination("my-bucket", "a/b")
+    assert dest.uri("X.SAFE", "manifest.safe") == "s3://my-bucket/a/b/X.SAFE/manifest.safe"
+    with pytest.raises(EopackError, match="not a valid S3 bucket name"):
+        parse_destination("s3://My_Bucket/x")
+    with pytest.raises(EopackError, match=r"'\.\.' segment"):
+        parse_destination("s3://my-bucket/a/../b")
+    with pytest.raises(EopackError, match="use a local folder or s3://"):
+        parse_destination("gs://my-bucket/x")
+
+
+def test_part_ranges_respect_s3_limits():
+    assert part_ranges(12 * MIB, 5 * MIB) == [
+        (0, 5 * MIB - 1),
+        (5 * MIB, 10 * MIB - 1),
+        (10 * MIB, 12 * MIB - 1),
+    ]
+    assert part_ranges(12 * MIB, 1) == part_ranges(12 * MIB, 5 * MIB)  # 5 MiB minimum
+    assert len(part_ranges(200_000 * MIB, 5 * MIB)) <= 10_000
+
+
+# Server-side copy
+# --------------------------------------------------------------------------------------------
+
+
+def test_copy_is_server_side_and_complete(world, client, dest_bucket):
+    product = world.products[0]
+    before = world.s3.traffic.snapshot()
+    report = _copy(client, product, dest_bucket, check_manifest=False)
+    during = world.s3.traffic.snapshot() - before
+
+    # No object bytes reached the host: no GetObject at all, and no uploads either.
+    assert during.object_bytes_sent == 0
+    assert during.count(op="GetObject") == 0
+    assert during.count(op="PutObject") == 1  # the completion marker
+    assert during.count(op="UploadPart") == 0
+    assert during.count(op="CopyObject") == len(product.filename_map)
+    assert during.bytes_sent() < 64 * 1024  # small XML answers only
+    assert during.count(bucket=DEMO_BUCKET, op="PutObject") == 0  # the source is never written
+
+    assert report["ok"] and report["failed"] == 0
+    assert {f["status"] for f in report["files"]} == {"ok"}
+    assert {f["method"] for f in report["files"]} == {"copy"}
+    assert all(f["md5_checked"] for f in report["files"])
+    safe = f"deliveries/s1/{product.product_id}.SAFE"
+    expected = {f"{safe}/{p}" for p in product.filename_map}
+    marker = f"deliveries/s1/{product.product_id}.verify.json"
+    assert _keys(world, dest_bucket) == expected | {marker}
+
+    raw = world.client()
+    for safe_path, key in product.filename_map.items():
+        body = raw.get_object(Bucket=dest_bucket, Key=f"{safe}/{safe_path}")["Body"].read()
+        assert body == product.objects[key], safe_path
+    stored = json.loads(raw.get_object(Bucket=dest_bucket, Key=marker)["Body"].read())
+    assert stored == report
+
+
+def test_copy_with_manifest_check_reads_only_the_manifest(world, client, dest_bucket):
+    product = world.products[2]
+    before = world.s3.traffic.snapshot()
+    report = _copy(client, product, dest_bucket, dest_prefix="")
+    during = world.s3.traffic.snapshot() - before
+
+    manifest = product.objects[product.filename_map["manifest.safe"]]
+    assert during.object_bytes_sent == len(manifest)  # verification metadata, nothing else
+    assert during.count(bucket=DEMO_BUCKET, op="GetObject") == 1
+    assert report["ok"] and report["manifest_checked"]
+    unlisted = set(report["not_in_manifest"])  # the real manifest omits support/, the pdf...
+    assert "manifest.safe" in unlisted
+    assert not any(p.startswith(("measurement/", "annotation/")) for p in unlisted)
+    by_path = {f["path"]: f for f in report["files"]}
+    assert set(by_path) == set(product.filename_map)
+    for entry in by_path.values():
+        assert entry["status"] == "ok", entry
+        assert entry["md5_checked"]
+        if entry["path"] in unlisted:
+            assert entry["against"] == "source" and entry["expected_size"] is None
+        else:
+            assert entry["against"] == "manifest"
+            assert entry["size"] == entry["expected_size"]
+            assert entry["md5"] == entry["expected_md5"]
+    assert f"{product.product_id}.verify.json" in _keys(world, dest_bucket)
+
+
+def test_multipart_copy_uses_upload_part_copy(world, client, dest_bucket, big_source):
+    source, product, big = big_source
+    before = world.s3.traffic.snapshot()
+    report = _copy(
+        client, product, dest_bucket, source=source, multipart_threshold=5 * MIB,
+        part_size=5 * MIB, source_buckets={DEMO_BUCKET},
+    )  # fmt: skip
+    during = world.s3.traffic.snapshot() - before
+
+    manifest = product.objects[product.filename_map["manifest.safe"]]
+    assert during.object_bytes_sent == len(manifest)
+    assert during.count(op="UploadPartCopy") == 3
+    assert during.count(op="UploadPart") == 0
+    assert during.bytes_sent(op="UploadPartCopy") < 4096
+    safe_path = next(p for p, k in product.filename_map.items() if k == BIG_TIFF)
+    entry = next(f for f in report["files"] if f["path"] == safe_path)
+    assert entry["method"] == "multipart"
+    assert entry["etag"].strip('"').endswith("-3")
+    assert entry["size"] == len(big) and not entry["md5_checked"]
+    assert entry["status"] == "ok_reencoded"  # not the manifest's bytes, as for a COG
+    assert report["ok"]
+
+    key = f"deliveries/s1/{product.product_id}.SAFE/{safe_path}"
+    body = world.client().get_object(Bucket=dest_bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(big).digest()
+
+
+def test_copy_without_request_payer_is_refused(world, client, dest_bucket):
+    product = world.products[0]
+    not_paying = SourceBucket(DEMO_BUCKET, "eu-central-1", requester_pays=False)
+    with pytest.raises(EopackError, match=r"access denied .*requester pays"):
+        _copy(client, product, dest_bucket, source=not_paying)
+    assert _keys(world, dest_bucket) == set()
+
+
+# Destination errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_destination_bucket(world, client, tmp_path):
+    product = world.products[0]
+    with pytest.raises(EopackError) as info:
+        _copy(client, product, "eopack-no-such-bucket")
+    expected = f"s3://eopack-no-such-bucket/deliveries/s1/{product.product_id}.SAFE/: "
+    assert str(info.value) == expected + "destination bucket does not exist"
+    zip_file = tmp_path / "p.zip"
+    zip_file.write_bytes(b"PK")
+    with pytest.raises(
+        EopackError, match=r"^s3://eopack-no-such-bucket/p\.zip: destination bucket"
+    ):
+        upload_file(client, zip_file, "eopack-no-such-bucket", "p.zip")
+
+
+def test_destination_not_writable(world, client, dest_bucket, tmp_path):
+    product = world.products[0]
+    zip_file = tmp_path / "p.zip"
+    zip_file.write_bytes(os.urandom(1000))
+    world.s3.set_read_only(dest_bucket)
+    try:
+        with pytest.raises(EopackError, match=r"access denied on the destination \(not writable"):
+            _copy(client, product, dest_bucket)
+        with pytest.raises(EopackError, match=r"^s3://.*/p\.zip: access denied on the destination"):
+            upload_file(client, zip_file, dest_bucket, "p.zip")
+    finally:
+        world.s3.set_read_only(dest_bucket, False)
+    assert _keys(world, dest_bucket) == set()
+
+
+def test_source_bucket_is_never_a_destination(world, client, big_source):
+    product = world.products[0]
+    before = world.s3.traffic.snapshot()
+    with pytest.raises(EopackError, match="is a configured source bucket"):
+        _copy(client, product, DEMO_BUCKET)
+    other_source = big_source[0].name
+    with pytest.raises(EopackError, match=f"{other_source} is a configured source bucket"):
+        _copy(client, product, other_source, source_buckets={DEMO_BUCKET, other_source})
+    assert (world.s3.traffic.snapshot() - before).count() == 0  # refused before any request
+
+
+def test_missing_source_object_fails_before_writing(world, client, dest_bucket):
+    product = world.products[0]
+    fmap = {**product.filename_map, "annotation/extra.xml": "annotation/not-there.xml"}
+    with pytest.raises(EopackError, match=r"/annotation/not-there\.xml: object not found$"):
+        copy_safe_to_s3(
+            client, RP_SOURCE, product.prefix, product.product_id, fmap, dest_bucket, "x"
+        )
+    assert _keys(world, dest_bucket) == set()
+
+
+def test_failed_verification_writes_failed_report_not_marker(world, client, dest_bucket):
+    """A source file that disagrees with manifest.safe fails the delivery, as locally."""
+    product = world.products[3]
+    tampered = next(k for k in product.objects if k.startswith("annotation/calibration/"))
+    name = _new_bucket(world, "eopack-plain-src")  # not requester pays
+    raw = world.client()
+    for key, data in product.objects.items():
+        body = data + b"<!-- edited -->" if key == tampered else data
+        raw.put_object(Bucket=name, Key=f"{product.prefix}/{key}", Body=body)
+    source = SourceBucket(name, "eu-central-1", requester_pays=False)
+    with pytest.raises(EopackError, match=r"^verification failed: s3://.*\.SAFE/annotation/"):
+        _copy(client, product, dest_bucket, source=source)
+    keys = _keys(world, dest_bucket)
+    assert f"deliveries/s1/{product.product_id}.verify.json" not in keys
+    failed = f"deliveries/s1/{product.product_id}.verify.failed.json"
+    report = json.loads(raw.get_object(Bucket=dest_bucket, Key=failed)["Body"].read())
+    bad = [f for f in report["files"] if f["status"] != "ok"]
+    assert [(f["status"], f["against"]) for f in bad] == [("size_mismatch", "manifest")]
+    assert bad[0]["size"] == bad[0]["expected_size"] + len(b"<!-- edited -->")
+
+
+# Interrupted copies leave no completion marker
+# --------------------------------------------------------------------------------------------
+
+
+def test_interrupted_copy_leaves_no_marker(world, client, dest_bucket):
+    product = world.products[0]
+    marker = f"deliveries/s1/{product.product_id}.verify.json"
+    _copy(client, product, dest_bucket)
+    assert marker in _keys(world, dest_bucket)
+
+    # A re-run that fails on one object must not leave the old marker claiming completeness.
+    _fail_on(client, "CopyObject", lambda p: p["Key"].endswith("quick-look.png"))
+    with pytest.raises(EopackError, match=r"quick-look\.png: S3 error InternalError"):
+        _copy(client, product, dest_bucket)
+    assert marker not in _keys(world, dest_bucket)
+
+
+def test_failed_multipart_copy_is_aborted(world, client, dest_bucket, big_source):
+    source, product, _ = big_source
+    _fail_on(client, "UploadPartCopy", lambda p: p["PartNumber"] == 2)
+    with pytest.raises(EopackError, match="S3 error InternalError"):
+        _copy(
+            client, product, dest_bucket, source=source, multipart_threshold=5 * MIB,
+            part_size=5 * MIB,
+        )  # fmt: skip
+    raw = world.client()
+    assert raw.list_multipart_uploads(Bucket=dest_bucket).get("Uploads", []) == []
+    keys = _keys(world, dest_bucket)
+    assert not any(k.endswith(".verify.json") for k in keys)
+    assert not any(k.endswith(BIG_TIFF.rsplit("/", 1)[1]) for k in keys)
+
+
+# Upload of a local file
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MIB + 7], ids=["single-put", "multipart"])
+def test_upload_file_checks_sha256(world, client, dest_bucket, tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "product.zip"
+    path.write_bytes(data)
+    before = world.s3.traffic.snapshot()
+    result = upload_file(
+        client,
+        path,
+        dest_bucket,
+        "zips/product.zip",
+        multipart_threshold=5 * MIB,
+        part_size=5 * MIB,
+    )
+    during = world.s3.traffic.snapshot() - before
+    assert result["multipart"] is (size > 5 * MIB)
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert during.count(op="UploadPart") == (3 if result["multipart"] else 0)
+    head = world.client().head_object(
+        Bucket=dest_bucket, Key="zips/product.zip", ChecksumMode="ENABLED"
+    )
+    assert head["ChecksumSHA256"].split("-")[0] == result["checksum_sha256"]
+    body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
+    assert body == data
+
+
+def test_failed_multipart_upload_leaves_nothing(world, client, dest_bucket, tmp_path):
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(12 * MIB))
+    _fail_on(client, "UploadPart", lambda p: p["PartNumber"] == 2)
+    with pytest.raises(EopackError, match=r"product\.zip: S3 error InternalError"):
+        upload_file(
+            client, path, dest_bucket, "product.zip", multipart_threshold=5 * MIB, part_size=5 * MIB
+        )
+    raw = world.client()
+    assert raw.list_multipart_uploads(Bucket=dest_bucket).get("Uploads", []) == []
+    assert _keys(world, dest_bucket) == set()
+
+
+def test_upload_mismatch_removes_the_object(world, client, dest_bucket, tmp_path):
+    """If the stored SHA-256 differs from the file's, the object is deleted, not left."""
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(2000))
+
+    def corrupt(parsed: dict[str, Any], **_: Any) -> None:
+        if "ChecksumSHA256" in parsed:
+            parsed["ChecksumSHA256"] = "AAAA" + parsed["ChecksumSHA256"][4:]
+
+    client.meta.events.register("after-call.s3.HeadObject", corrupt)
+    with pytest.raises(EopackError, match=r"product\.zip: uploaded object does not match"):
+        upload_file(client, path, dest_bucket, "product.zip")
+    assert _keys(world, dest_bucket) == set()
+
+
+def test_deliver_product_s3_entry_point(world, world_env, dest_bucket, monkeypatch):
+    """The workflow's entry point: searched product -> productInfo.json -> server-side copy."""
+    import types
+
+    import eopack.safe.s1
+    from eopack.deliver import deliver_product_s3
+
+    product = world.products[4]
+    found = types.SimpleNamespace(id=product.product_id, bucket=DEMO_BUCKET, prefix=product.prefix)
+    monkeypatch.setattr(eopack.safe.s1, "find_product", lambda _file, _id: found)
+    sources = {DEMO_BUCKET: {"region": "eu-central-1", "requester_pays": True}}
+    report = deliver_product_s3(
+        "products.geojson", product.product_id, sources, f"s3://{dest_bucket}/out", 2
+    )
+    assert report["ok"] and report["destination"].startswith(f"s3://{dest_bucket}/out/")
+    assert f"out/{product.product_id}.verify.json" in _keys(world, dest_bucket)
+    with pytest.raises(EopackError, match="is not an s3:// destination"):
+        deliver_product_s3("products.geojson", product.product_id, sources, "results", 2)
