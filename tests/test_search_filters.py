@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from shapely.geometry import box
 from eopack.aoi import load_aoi
 from eopack.demo.stacproxy import QueryStacProxy
 from eopack.errors import EopackError
+from eopack.search import run_search
 from eopack.search.filters import keep_product, stac_cql2, stac_query
 from eopack.search.items import item_to_product
 from eopack.search.manifest import Product, apply_images_limit, limit_rank
@@ -115,7 +117,7 @@ def test_landsat_item_source_in_usgs_bucket(with_s3):
         "LC08_L2SP_195027_20210311_20210317_02_T1"
     )
     assert product.mode == "OLI-TIRS" and product.product_type == "L2SP"
-    assert product.extra == {"wrs_path": "195", "wrs_row": "027"}
+    assert product.extra["wrs_path"] == "195" and product.extra["wrs_row"] == "027"
 
 
 def test_unknown_collection_names_the_item():
@@ -210,7 +212,8 @@ def test_images_limit_keeps_least_cloudy_then_earliest(caplog):
     assert limit_rank(s1()) < limit_rank(optical(1, 0.1))  # SAR ranks as cloud-free
 
 
-ALPS = REPO / "config" / "demo" / "aoi" / "alps.geojson"
+AOI_DIR = REPO / "config" / "demo" / "aoi"
+ALPS = AOI_DIR / "alps.geojson"
 SAR_FILTERS = {"platforms": ["sentinel-1a"], "orbit_states": ["descending"], "polarisations": []}
 
 
@@ -246,3 +249,60 @@ def test_filters_hold_on_a_server_without_extensions(world, world_env):
     )
     assert len(wanted) < len(everything)
     assert all(p.orbit_state == "descending" for p in wanted)
+
+
+def test_sentinel2_records_from_the_demo_api(world, world_env, tmp_path):
+    out = tmp_path / "alps.geojson"
+    search = {"backend": "stac", "stac_url": "x", "collections": ["sentinel-2-l2a"]}
+    kept = run_search(AOI_DIR / "alps.geojson", "2021-03-01", "2021-03-31", search, out)
+    assert [(p.id[:26], p.cloud_cover) for p in kept] == [
+        ("S2B_MSIL2A_20210312T102019", 11.87),
+        ("S2A_MSIL2A_20210317T102021", 61.02),
+    ]
+    feature = json.loads(out.read_text())["features"][0]
+    assert feature["properties"]["collection"] == "sentinel-2-l2a"
+    assert feature["properties"]["source"]["bucket"] == "sentinel-s2-l2a"
+    assert feature["properties"]["source"]["prefix"].startswith("products/2021/3/12/S2B_MSIL2A")
+
+
+def test_cloud_limit_and_images_limit_on_optical(world, world_env, tmp_path, caplog):
+    def ids(**kwargs):
+        search = {"backend": "stac", "stac_url": "x", **kwargs}
+        found = run_search(
+            AOI_DIR / "alps.geojson", "2021-03-01", "2021-03-31", search, tmp_path / "m.geojson"
+        )
+        # S2: MMM_MSIXXX_<date>T...; Landsat: LXSS_L2SP_PPPRRR_<date>_...
+        return [p.id.split("_")[3 if p.collection == "landsat-c2-l2" else 2][:8] for p in found]
+
+    assert ids(collections=["sentinel-2-l1c"], filters={"max_cloud_cover": 20}) == ["20210312"]
+    assert ids(collections=["landsat-c2-l2"]) == ["20210313", "20210329"]
+    with caplog.at_level(logging.WARNING):
+        # Landsat twins over the alps: 71 % and 4.55 % cloud -> the clearer, later one stays.
+        assert ids(collections=["landsat-c2-l2"], images_limit=1) == ["20210329"]
+    assert "Thus, only 1 from 2 will be used!" in caplog.text
+
+
+def test_end_day_included_for_optical(world, world_env, tmp_path):
+    search = {"backend": "stac", "stac_url": "x", "collections": ["sentinel-2-l1c"]}
+    kept = run_search(
+        AOI_DIR / "lisbon.geojson", "2023-07-01", "2023-07-31", search, tmp_path / "l.geojson"
+    )
+    assert [p.id[:26] for p in kept] == ["S2B_MSIL1C_20230731T113319"]
+
+
+def test_mixed_collections_in_one_manifest(world, world_env, tmp_path):
+    search = {
+        "backend": "stac",
+        "stac_url": "x",
+        "collections": ["sentinel-1-grd", "sentinel-2-l2a", "landsat-c2-l2"],
+        "filters": {"instrument_modes": ["IW"], "max_cloud_cover": 50},
+    }
+    kept = run_search(
+        AOI_DIR / "rhine.geojson", "2023-07-01", "2023-07-31", search, tmp_path / "r.geojson"
+    )
+    by_collection = {}
+    for p in kept:
+        by_collection.setdefault(p.collection, []).append(p.id)
+    assert set(by_collection) == {"sentinel-1-grd", "sentinel-2-l2a", "landsat-c2-l2"}
+    assert all(p.cloud_cover is None or p.cloud_cover <= 50 for p in kept)
+    assert [p.datetime for p in kept] == sorted(p.datetime for p in kept)

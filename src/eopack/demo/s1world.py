@@ -1207,9 +1207,19 @@ def seed_s1_bucket(s3_client: Any, products: list[DemoProduct], bucket: str = DE
     )
 
 
-def write_stac_items(products: list[DemoProduct], path: pathlib.Path) -> None:
-    """Write all items as a STAC ItemCollection for `rustac serve --create-collections PATH`."""
-    items = sorted((p.stac_item for p in products), key=lambda item: item["id"])
+def write_stac_items(
+    products: list[DemoProduct],
+    path: pathlib.Path,
+    extra_items: Iterable[dict[str, Any]] = (),
+) -> None:
+    """Write all items as a STAC ItemCollection for `rustac serve --create-collections PATH`.
+
+    ``extra_items`` (e.g. the optical items of :mod:`eopack.demo.opticalworld`) are served too.
+    """
+    items = sorted(
+        [*(p.stac_item for p in products), *extra_items],
+        key=lambda item: (item["id"], item["collection"]),
+    )
     collection = {"type": "FeatureCollection", "features": items}
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 
+from eopack.demo.opticalworld import build_optical_items
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s3server import LocalS3Server
 from eopack.demo.service import Service
@@ -31,6 +32,7 @@ class DemoWorld(Service):
         self.s3 = LocalS3Server()  # port 0: the kernel picks a free one at bind time
         self.stac: StacServer | None = None
         self.products: list[DemoProduct] = []
+        self.optical_items: list[dict[str, Any]] = []  # S2 L1C/L2A and Landsat search records
         self._saved_env: dict[str, str | None] = {}
 
     def env(self) -> dict[str, str]:
@@ -51,8 +53,9 @@ class DemoWorld(Service):
         self.products = build_s1_products()
         client = self.client()
         seed_s1_bucket(client, self.products, DEMO_BUCKET)
+        self.optical_items = build_optical_items()
         items = self.state_dir / "stac-items.json"
-        write_stac_items(self.products, items)
+        write_stac_items(self.products, items, extra_items=self.optical_items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
         return self
 

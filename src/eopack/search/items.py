@@ -30,9 +30,10 @@ _S2_NAME = re.compile(
     r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})T\d{6}"
     r"_N\d{4}_R\d{3}_T(?P<tile>\d{2}[C-X][A-Z]{2})_\d{8}T\d{6}$"
 )
-# Landsat C2 scene: LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX
+# Landsat C2 L2: LXSS_L2SP_PPPRRR_YYYYMMDD[_yyyymmdd]_02_TX (Earth Search drops the processing
+# date from its item ids; the USGS product id in the bucket path keeps it).
 _LANDSAT_ID = re.compile(
-    r"^L[CEOT]0\d_L2S[PR]_(?P<path>\d{3})(?P<row>\d{3})_(?P<y>\d{4})\d{4}_\d{8}_02_(T1|T2|RT)$"
+    r"^L[CEOT]0\d_L2S[PR]_(?P<path>\d{3})(?P<row>\d{3})_(?P<y>\d{4})\d{4}(_\d{8})?_02_(T1|T2|RT)$"
 )
 
 
@@ -124,20 +125,22 @@ def s2_product(item: Mapping[str, Any]) -> Product:
 
 
 def landsat_product(item: Mapping[str, Any]) -> Product:
-    """``landsat-c2-l2``: id = scene id, files in the requester-pays ``usgs-landsat`` bucket."""
+    """``landsat-c2-l2``: id = the USGS product id (the folder name in ``usgs-landsat``)."""
     props = item.get("properties", {})
-    scene = str(item.get("id", ""))
-    match = _LANDSAT_ID.match(scene)
-    if not match:
-        raise EopackError(f"STAC item {scene!r}: not a Landsat Collection 2 Level-2 scene id")
     location = _s3_location(item)
     if location:
         bucket, prefix = parse_s3_uri(location)
+        prefix = prefix.rstrip("/")
+        scene = prefix.rsplit("/", 1)[-1]
     else:
-        sensor = (
-            "oli-tirs" if scene.startswith(("LC08", "LC09")) else "etm" if scene[1] == "E" else "tm"
+        bucket, prefix, scene = LANDSAT_BUCKET, "", str(item.get("id", ""))
+    match = _LANDSAT_ID.match(scene)
+    if not match:
+        raise EopackError(
+            f"STAC item {item.get('id')!r}: {scene!r} is not a Landsat Collection 2 Level-2 id"
         )
-        bucket = LANDSAT_BUCKET
+    if not prefix:
+        sensor = {"C": "oli-tirs", "E": "etm", "T": "tm"}.get(scene[1], "oli-tirs")
         prefix = (
             f"collection02/level-2/standard/{sensor}/{match['y']}/"
             f"{match['path']}/{match['row']}/{scene}"
@@ -148,9 +151,9 @@ def landsat_product(item: Mapping[str, Any]) -> Product:
         mode="-".join(str(i).upper() for i in instruments) or "OLI-TIRS",
         polarisations=(),
         bucket=bucket,
-        prefix=prefix.rstrip("/"),
+        prefix=prefix,
         product_type=props.get("landsat:correction", scene.split("_")[1]),
-        extra={"wrs_path": match["path"], "wrs_row": match["row"]},
+        extra={"stac_id": item.get("id", ""), "wrs_path": match["path"], "wrs_row": match["row"]},
         **_common(item),
     )
 
