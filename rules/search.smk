@@ -2,8 +2,10 @@ checkpoint search:
     input:
         aoi=lambda w: AOIS[w.aoi],
     output:
-        manifest="results/search/{aoi}/{start}_{end}.geojson",
-        picture="results/search/{aoi}/{start}_{end}.png",
+        # update(): Snakemake keeps (and restores) the previous manifest if a re-search
+        # fails, instead of deleting it before the job runs.
+        manifest=update("results/search/{aoi}/{start}_{end}.geojson"),
+        picture=update("results/search/{aoi}/{start}_{end}.png"),
     log:
         "logs/search/{aoi}/{start}_{end}.log",
     conda:

@@ -35,7 +35,7 @@ def discover_aois(folder: str | Path) -> dict[str, Path]:
         raise EopackError(f"aoi_dir: folder {folder} does not exist")
     files = sorted(folder.glob("*.geojson"))
     if not files:
-        raise EopackError(f"aoi_dir: folder {folder} holds no *.geojson file")
+        raise EopackError(f"config: aoi_dir: folder {folder} holds no *.geojson file")
     found: dict[str, Path] = {}
     for path in files:
         name = path.stem
