@@ -16,6 +16,7 @@ validate(config, "config/schema.yaml")
 include: "rules/search.smk"
 include: "rules/safe.smk"
 include: "rules/archive.smk"
+include: "rules/deliver.smk"
 
 
 rule all:
@@ -23,4 +24,4 @@ rule all:
     input:
         "results/search/products.geojson",
         "results/plan.tsv",
-        product_zips,
+        product_targets,

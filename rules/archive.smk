@@ -3,7 +3,7 @@ rule zip_safe:
         safe="results/safe/{product}.SAFE",
         verify="results/safe/{product}.verify.json",
     output:
-        "results/zip/{product}.zip",
+        f"{ZIP_DIR}/{{product}}.zip",
     log:
         "logs/zip/{product}.log",
     conda:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from eopack.aoi import discover_aois, load_aoi
 from eopack.config import check_config
+from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
 from eopack.search.manifest import read_manifest
 
@@ -16,6 +17,10 @@ try:
     AOIS = discover_aois(config["aoi_dir"])
     for _aoi_file in AOIS.values():
         load_aoi(_aoi_file)
+    DESTINATION = parse_destination(
+        config.get("destination", {}).get("uri", "results/zip")
+    )
+    check_not_source(DESTINATION, config["sources"])
 except EopackError as err:
     sys.exit(f"eopack: {err}")
 
@@ -51,5 +56,15 @@ def product_ids(wildcards):
     )
 
 
-def product_zips(wildcards):
-    return [f"results/zip/{pid}.zip" for pid in product_ids(wildcards)]
+TO_S3 = isinstance(DESTINATION, S3Destination)
+# Local destination: the zips are written straight into it; S3: staged in results/zip.
+ZIP_DIR = "results/zip" if TO_S3 else str(DESTINATION.path).rstrip("/")
+
+
+def product_targets(wildcards):
+    """What `all` delivers per product: local zips, or S3 receipts (zip, SAFE copy)."""
+    ids = product_ids(wildcards)
+    if not TO_S3:
+        return [f"{ZIP_DIR}/{pid}.zip" for pid in ids]
+    kinds = ("zip", "safe") if config["destination"]["copy_safe"] else ("zip",)
+    return [f"results/deliver/{pid}.{kind}.json" for pid in ids for kind in kinds]

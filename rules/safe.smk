@@ -39,7 +39,7 @@ rule plan:
     conda:
         "../envs/eopack.yaml"
     params:
-        destination="results/zip",
+        destination=ZIP_DIR if not TO_S3 else config["destination"]["uri"],
         collections=SAFE_COLLECTIONS,
     script:
         "../scripts/plan.py"

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.utils import ChunksizeAdjuster
 
 from eopack.errors import EopackError
+from eopack.fsutil import atomic_write_bytes
 from eopack.s3 import SourceBucket, describe_error, get_bytes
 from eopack.safe.manifest import DataObject, parse_manifest
 
@@ -101,7 +102,7 @@ def parse_destination(
     value: str | os.PathLike[str] | None, default: str = "results"
 ) -> Destination:
     """The destination named in config: ``s3://bucket[/prefix]`` or a local folder."""
-    where = "config: destination"
+    where = "config: destination.uri"
     text = os.fspath(value) if value is not None else ""
     if not text.strip():
         return LocalDestination(Path(default))
@@ -137,6 +138,15 @@ def destination_error(exc: Exception, bucket: str, key: str) -> EopackError:
                 f"{uri}: access denied on the destination (not writable with these credentials)"
             )
     return describe_error(exc, bucket, key)
+
+
+def check_not_source(destination: Destination, source_buckets: Collection[str]) -> None:
+    """Pre-flight: an s3:// destination must not be a source bucket (eopack only reads those)."""
+    if isinstance(destination, S3Destination) and destination.bucket in source_buckets:
+        raise EopackError(
+            f"config: destination.uri: {destination}: {destination.bucket} is a configured "
+            "source bucket (eopack never writes to a source)"
+        )
 
 
 def check_destination_bucket(
@@ -572,7 +582,7 @@ def deliver_product_s3(
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):
-        raise EopackError(f"config: destination: {destination!r} is not an s3:// destination")
+        raise EopackError(f"config: destination.uri: {destination!r} is not an s3:// destination")
     product = find_product(products_file, product_id)
     bucket = source_bucket(sources, product.bucket)
     client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
@@ -688,3 +698,56 @@ def _check_upload(
     except (ClientError, BotoCoreError) as exc:
         log.warning("%s: could not delete the mismatching object: %s", uri, exc)
     raise EopackError(f"{uri}: uploaded object does not match {path} (size or SHA-256); removed")
+
+
+# Workflow entry points: the receipts are the Snakemake outputs of S3 deliveries
+# --------------------------------------------------------------------------------------------
+
+
+def write_receipt(record: Mapping[str, Any], path: str | Path) -> None:
+    """A local JSON record of what was delivered where (stable key order)."""
+    atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+
+
+def deliver_safe(
+    products_file: str | Path,
+    product_id: str,
+    sources: Mapping[str, Any],
+    destination: str,
+    receipt: str | Path,
+    max_workers: int = 8,
+) -> dict[str, Any]:
+    """Server-side SAFE copy to the destination; its verification report is the receipt."""
+    report = deliver_product_s3(products_file, product_id, sources, destination, max_workers)
+    write_receipt(report, receipt)
+    return report
+
+
+def deliver_zip(
+    zip_path: str | Path,
+    destination: str,
+    sources: Mapping[str, Any],
+    receipt: str | Path,
+    max_workers: int = 8,
+) -> dict[str, Any]:
+    """Upload a local zip to ``s3://bucket/prefix/{name}`` and record the checksums."""
+    from eopack.s3 import make_client
+
+    dest = parse_destination(destination)
+    if not isinstance(dest, S3Destination):
+        raise EopackError(f"config: destination.uri: {destination!r} is not an s3:// destination")
+    name = Path(zip_path).name
+    client = make_client(max_pool=max(10, max_workers * 2))
+    record = upload_file(
+        client,
+        zip_path,
+        dest.bucket,
+        dest.key(name),
+        source_buckets=set(sources),
+        max_workers=max_workers,
+    )
+    log.info(
+        "%s -> %s (%d bytes, sha256 %s)", zip_path, record["uri"], record["size"], record["sha256"]
+    )
+    write_receipt(record, receipt)
+    return record
