@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from io import BytesIO
 from pathlib import Path
@@ -23,6 +26,7 @@ from eopack.demo.s1world import (
     seed_s1_bucket,
     write_stac_items,
 )
+from eopack.safe.manifest import verify_safe
 
 XFDU = {"xfdu": "urn:ccsds:schema:xfdu:1", "gml": "http://www.opengis.net/gml"}
 ID_RE = re.compile(
@@ -45,11 +49,81 @@ def _safe_files(product: DemoProduct) -> dict[str, bytes]:
     return {safe: product.objects[key] for safe, key in product.filename_map.items()}
 
 
-def test_eight_products_with_esa_ids(products: list[DemoProduct]) -> None:
-    assert len(products) == 8
-    assert len({p.product_id for p in products}) == 8
+# (mode/beam, polarisation) of every demo product: IW, EW and all six stripmap beams, single and
+# dual polarisation in both H and V.
+COMBINATIONS = {
+    ("IW", "DV"),
+    ("IW", "SV"),
+    ("EW", "DH"),
+    ("EW", "SH"),
+    ("S1", "DV"),
+    ("S2", "DV"),
+    ("S3", "SV"),
+    ("S4", "DH"),
+    ("S5", "SH"),
+    ("S6", "DV"),
+}
+# ESA SAR User Guide, "Angles for Stripmap mode beams": incidence at max .. min orbit altitude.
+SM_INCIDENCE = {
+    "S1": (18.32, 26.31),
+    "S2": (21.78, 29.50),
+    "S3": (27.64, 34.85),
+    "S4": (33.00, 39.72),
+    "S5": (37.89, 44.12),
+    "S6": (40.79, 46.73),
+}
+REENCODED = "S1A_IW_GRDH_1SDV_20230719T063327"
+
+
+def _ipf(product: DemoProduct) -> str:
+    manifest = ET.fromstring(product.objects["manifest.safe"])
+    (software,) = [e for e in manifest.iter() if e.tag.endswith("}software")]
+    return software.attrib["version"]
+
+
+def test_fifteen_products_with_esa_ids(products: list[DemoProduct]) -> None:
+    assert len(products) == 15
+    assert len({p.product_id for p in products}) == 15
     for p in products:
-        assert ID_RE.match(p.product_id), p.product_id
+        m = ID_RE.match(p.product_id)
+        assert m, p.product_id
+        mission, beam, resolution, pol = m.group(1), m.group(2), m.group(3), m.group(4)
+        # EW GRD is medium resolution; IW and stripmap GRD high resolution, as in the real bucket
+        assert resolution == ("M" if beam == "EW" else "H"), p.product_id
+        info = json.loads(p.objects["productInfo.json"])
+        assert (info["missionId"], info["mode"], info["resolution"], info["polarization"]) == (
+            mission,
+            beam,
+            resolution,
+            pol,
+        )
+        props = p.stac_item["properties"]
+        assert props["sar:instrument_mode"] == ("SM" if beam.startswith("S") else beam)
+        assert (
+            props["sar:polarizations"]
+            == {
+                "DV": ["VV", "VH"],
+                "DH": ["HH", "HV"],
+                "SV": ["VV"],
+                "SH": ["HH"],
+            }[pol]
+        )
+        if mission == "S1B":  # Sentinel-1B failed on 2021-12-23
+            assert m.group(5) < "20211223"
+
+
+def test_every_mode_beam_and_polarisation(products: list[DemoProduct]) -> None:
+    combos = {(p.product_id[4:6], p.product_id[14:16]) for p in products}
+    assert combos == COMBINATIONS
+    assert {mode for mode, _ in combos} == {"IW", "EW", "S1", "S2", "S3", "S4", "S5", "S6"}
+    assert {pol for _, pol in combos} == {"DV", "DH", "SV", "SH"}
+    # with and without RFI annotations, in stripmap too
+    assert {_ipf(p) >= "003.40" for p in products} == {True, False}
+    stripmap = [p for p in products if p.product_id[4] == "S"]
+    assert {any(k.startswith("annotation/rfi/") for k in p.objects) for p in stripmap} == {
+        True,
+        False,
+    }
 
 
 def test_build_is_deterministic(products: list[DemoProduct]) -> None:
@@ -60,6 +134,38 @@ def test_build_is_deterministic(products: list[DemoProduct]) -> None:
         for key in a.objects:
             assert a.objects[key] == b.objects[key], f"{a.product_id}/{key}"
         assert a.stac_item == b.stac_item
+        assert a.originals == b.originals
+
+
+def _digest(products: list[DemoProduct]) -> str:
+    h = hashlib.sha256()
+    for p in products:
+        for name, files in (("objects", p.objects), ("originals", p.originals)):
+            for key in sorted(files):
+                h.update(f"{p.prefix}/{name}/{key}\0".encode())
+                h.update(files[key])
+        h.update(json.dumps(p.stac_item, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def test_build_is_deterministic_across_processes(products: list[DemoProduct]) -> None:
+    """Another interpreter (other hash seed) builds the same bytes, COG re-encodings included."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from test_demo_s1world import _digest; "
+        "from eopack.demo.s1world import build_s1_products; "
+        "print(_digest(build_s1_products()))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.stdout.strip() == _digest(products)
 
 
 def test_prefix_layout(products: list[DemoProduct]) -> None:
@@ -73,8 +179,14 @@ def test_prefix_layout(products: list[DemoProduct]) -> None:
         )
         assert p.prefix == expected
         assert not p.prefix.endswith("/")
-    assert _by_id_prefix(products, "S1A_EW").prefix.startswith("GRD/2023/7/14/EW/DH/")
+    assert _by_id_prefix(products, "S1A_EW_GRDM_1SDH").prefix.startswith("GRD/2023/7/14/EW/DH/")
+    assert _by_id_prefix(products, "S1A_EW_GRDM_1SSH").prefix.startswith("GRD/2022/1/20/EW/SH/")
     assert _by_id_prefix(products, "S1A_S1").prefix.startswith("GRD/2021/3/15/S1/DV/")
+    assert _by_id_prefix(products, "S1A_S2").prefix.startswith("GRD/2022/5/14/S2/DV/")
+    assert _by_id_prefix(products, "S1B_S3").prefix.startswith("GRD/2021/6/8/S3/SV/")
+    assert _by_id_prefix(products, "S1A_S4").prefix.startswith("GRD/2023/7/18/S4/DH/")
+    assert _by_id_prefix(products, "S1A_S5").prefix.startswith("GRD/2020/11/21/S5/SH/")
+    assert _by_id_prefix(products, "S1A_S6").prefix.startswith("GRD/2021/3/25/S6/DV/")
     assert _by_id_prefix(products, "S1A_IW_GRDH_1SSV").prefix.startswith("GRD/2023/7/5/IW/SV/")
 
 
@@ -91,11 +203,43 @@ def test_filename_map_matches_product_info(products: list[DemoProduct]) -> None:
         assert info["version"] == 3
         assert "productInfo.json" not in p.filename_map
         assert set(p.filename_map.values()) == set(p.objects) - {"productInfo.json"}
+        assert len(set(p.filename_map.values())) == len(p.filename_map)  # one key per file
+
+
+def test_filename_map_is_exactly_the_safe(products: list[DemoProduct]) -> None:
+    """Every SAFE file (manifest objects + manifest, support, logo, report) and nothing else."""
+    for p in products:
+        manifest = ET.fromstring(p.objects["manifest.safe"])
+        listed = {
+            loc.attrib["href"].removeprefix("./")
+            for loc in manifest.iterfind("dataObjectSection/dataObject/byteStream/fileLocation")
+        }
+        schemas = {
+            ref.attrib["href"].removeprefix("./")
+            for ref in manifest.iterfind("metadataSection/metadataObject/metadataReference")
+        }
+        report = {s for s in p.filename_map if s.endswith(".pdf")}
+        assert len(report) == 1
+        expected = listed | schemas | report | {"manifest.safe", "preview/icons/logo.png"}
+        assert set(p.filename_map) == expected, p.product_id
+        beam, pols = p.product_id[4:6].lower(), "|".join(_pols(p))
+        safe_name = re.compile(
+            rf"{p.product_id[:3].lower()}-{beam}-grd-({pols})-\d{{8}}t\d{{6}}-\d{{8}}t\d{{6}}-"
+            r"\d{6}-[0-9a-f]{6}-00[12]\.(tiff|xml)$"
+        )
+        key_name = re.compile(rf"{beam}-({pols})\.(tiff|xml)$")
+        for safe, key in p.filename_map.items():
+            if safe.startswith(("measurement/", "annotation/")):
+                safe_match, key_match = safe_name.search(safe), key_name.search(key)
+                assert safe_match and key_match, (safe, key)
+                assert safe_match.groups() == key_match.groups(), (safe, key)
+                assert safe.split("/")[:-1] == key.split("/")[:-1]  # same folder
 
 
 def test_manifest_sizes_and_md5s(products: list[DemoProduct]) -> None:
     for p in products:
-        safe = _safe_files(p)
+        # ESA's files; the re-encoded bucket TIFFs: test_reencoded_measurements
+        safe = {**_safe_files(p), **p.originals}
         root = ET.fromstring(safe["manifest.safe"])
         hrefs = []
         for obj in root.iterfind("dataObjectSection/dataObject"):
@@ -149,45 +293,131 @@ def test_previews_and_xml_are_well_formed(products: list[DemoProduct]) -> None:
             assert header.findtext("missionId") == p.product_id[:3]
 
 
+def _pols(product: DemoProduct) -> list[str]:
+    return {"DV": ["vv", "vh"], "DH": ["hh", "hv"], "SV": ["vv"], "SH": ["hh"]}[
+        product.product_id[14:16]
+    ]
+
+
 def test_polarisations_and_swaths(products: list[DemoProduct]) -> None:
-    ew = _by_id_prefix(products, "S1A_EW")
+    for p in products:
+        swath = p.product_id[4:6].lower()
+        measurements = sorted(k for k in p.objects if k.startswith("measurement/"))
+        assert measurements == sorted(f"measurement/{swath}-{x}.tiff" for x in _pols(p))
+        others = {"vv", "vh", "hh", "hv"} - set(_pols(p))
+        assert not any(f"-{x}." in k for k in p.objects for x in others), p.product_id
+    ew = _by_id_prefix(products, "S1A_EW_GRDM_1SDH")
     assert {"measurement/ew-hh.tiff", "measurement/ew-hv.tiff"} <= set(ew.objects)
     single = _by_id_prefix(products, "S1A_IW_GRDH_1SSV")
     assert [k for k in single.objects if k.startswith("measurement/")] == ["measurement/iw-vv.tiff"]
     assert not any("vh" in k for k in single.objects)
+    ew_hh = _by_id_prefix(products, "S1A_EW_GRDM_1SSH")
+    assert [k for k in ew_hh.objects if k.startswith("measurement/")] == ["measurement/ew-hh.tiff"]
 
 
-def test_stripmap_names(products: list[DemoProduct]) -> None:
-    sm = _by_id_prefix(products, "S1A_S1")
-    pairs = {s: k for s, k in sm.filename_map.items() if k == "measurement/s1-vv.tiff"}
+@pytest.mark.parametrize("beam", ["S1", "S2", "S3", "S4", "S5", "S6"])
+def test_stripmap_names(products: list[DemoProduct], beam: str) -> None:
+    (sm,) = [p for p in products if p.product_id[4:6] == beam]
+    mission, low = sm.product_id[:3].lower(), beam.lower()
+    pol = _pols(sm)[0]
+    pairs = {s: k for s, k in sm.filename_map.items() if k == f"measurement/{low}-{pol}.tiff"}
     (safe,) = pairs
     assert re.fullmatch(
-        r"measurement/s1a-s1-grd-vv-\d{8}t\d{6}-\d{8}t\d{6}-\d{6}-[0-9a-f]{6}-001\.tiff", safe
+        rf"measurement/{mission}-{low}-grd-{pol}-\d{{8}}t\d{{6}}-\d{{8}}t\d{{6}}-\d{{6}}-"
+        r"[0-9a-f]{6}-001\.tiff",
+        safe,
     )
     assert sm.filename_map[
         safe.replace("measurement/", "annotation/").replace(".tiff", ".xml")
-    ] == ("annotation/s1-vv.xml")
+    ] == (f"annotation/{low}-{pol}.xml")
+    assert sm.filename_map[
+        safe.replace("measurement/", "annotation/calibration/noise-").replace(".tiff", ".xml")
+    ] == (f"annotation/calibration/noise-{low}-{pol}.xml")
+    assert sm.stac_item["assets"][pol]["href"].endswith(f"/measurement/{low}-{pol}.tiff")
+    # the annotation's header names the beam as swath, SM as mode, and its incidence angles
+    # lie within ESA's range for that beam
+    annotation = ET.fromstring(sm.objects[f"annotation/{low}-{pol}.xml"])
+    assert annotation.findtext("adsHeader/mode") == "SM"
+    assert annotation.findtext("adsHeader/swath") == beam
+    angles = [float(e.text or "") for e in annotation.iter("incidenceAngle")]
+    low_limit, high_limit = SM_INCIDENCE[beam]
+    assert low_limit <= min(angles) < max(angles) <= high_limit
 
 
-def test_rfi_only_on_2023_products(products: list[DemoProduct]) -> None:
+def test_rfi_where_the_ipf_writes_it(products: list[DemoProduct]) -> None:
+    """RFI annotations exist from IPF 003.40 (November 2021) on, in every mode."""
     for p in products:
         rfi = sorted(k for k in p.objects if k.startswith("annotation/rfi/"))
-        year = p.prefix.split("/")[1]
-        if year == "2023":
-            pols = [
-                k.rsplit("-", 1)[-1].removesuffix(".tiff")
-                for k in p.objects
-                if k.startswith("measurement/")
-            ]
-            assert rfi == sorted(
-                f"annotation/rfi/rfi-{p.prefix.split('/')[4].lower()}-{x}.xml" for x in pols
-            )
+        swath = p.product_id[4:6].lower()
+        if _ipf(p) >= "003.40":
+            assert rfi == sorted(f"annotation/rfi/rfi-{swath}-{x}.xml" for x in _pols(p))
             assert "support/s1-level-1-rfi.xsd" in p.objects
-        elif year == "2021":
+        else:
             assert rfi == []
             assert "support/s1-level-1-rfi.xsd" not in p.objects
+        year = p.prefix.split("/")[1]
+        assert (_ipf(p) >= "003.40") == (year >= "2022"), p.product_id
     main = _by_id_prefix(products, "S1A_IW_GRDH_1SDV_20230726")
     assert {"annotation/rfi/rfi-iw-vv.xml", "annotation/rfi/rfi-iw-vh.xml"} <= set(main.objects)
+    beam = _by_id_prefix(products, "S1A_S4")
+    assert {"annotation/rfi/rfi-s4-hh.xml", "annotation/rfi/rfi-s4-hv.xml"} <= set(beam.objects)
+
+
+def _gcps(data: bytes) -> list[tuple[Any, ...]]:
+    with MemoryFile(data) as mem, mem.open() as ds:
+        gcps, crs = ds.gcps
+        assert crs is not None and crs.to_epsg() == 4326
+        return [(g.row, g.col, g.x, g.y, g.z, g.id) for g in gcps]
+
+
+def test_reencoded_measurements(products: list[DemoProduct]) -> None:
+    """One product's bucket TIFFs are COG re-encodings: other bytes, same raster."""
+    assert [p.product_id[:32] for p in products if p.originals] == [REENCODED]
+    product = _by_id_prefix(products, REENCODED)
+    manifest = ET.fromstring(product.objects["manifest.safe"])
+    listed = {}
+    for stream in manifest.iterfind("dataObjectSection/dataObject/byteStream"):
+        location = stream.find("fileLocation")
+        assert location is not None
+        listed[location.attrib["href"].removeprefix("./")] = stream
+    measurements = {s for s in product.filename_map if s.startswith("measurement/")}
+    assert set(product.originals) == measurements and len(measurements) == 2
+    for safe, original in product.originals.items():
+        bucket = product.objects[product.filename_map[safe]]
+        stream = listed[safe]
+        md5 = stream.findtext("checksum")
+        # manifest.safe describes ESA's file; the bucket holds other bytes
+        assert int(stream.attrib["size"]) == len(original) != len(bucket)
+        assert md5 == hashlib.md5(original).hexdigest() != hashlib.md5(bucket).hexdigest()
+        with (
+            MemoryFile(original) as a_mem,
+            a_mem.open() as a,
+            MemoryFile(bucket) as b_mem,
+            b_mem.open() as b,
+        ):
+            assert not a.profile.get("tiled") and a.profile.get("compress") is None
+            assert b.profile["tiled"] and b.profile["compress"] == "lzw"
+            assert b.overviews(1) == [2]
+            assert (b.width, b.height, b.dtypes) == (a.width, a.height, a.dtypes)
+            assert (a.read() == b.read()).all()
+            assert b.tags()["TIFFTAG_SOFTWARE"] == a.tags()["TIFFTAG_SOFTWARE"]
+        assert _gcps(bucket) == _gcps(original)
+
+
+def test_reencoded_product_verifies_as_ok_reencoded(
+    products: list[DemoProduct], tmp_path: Path
+) -> None:
+    """A SAFE laid out from the bucket as filenameMap says: ok_reencoded exactly on the TIFFs."""
+    product = _by_id_prefix(products, REENCODED)
+    safe_dir = tmp_path / f"{product.product_id}.SAFE"
+    for safe, key in product.filename_map.items():
+        (safe_dir / safe).parent.mkdir(parents=True, exist_ok=True)
+        (safe_dir / safe).write_bytes(product.objects[key])
+    report = verify_safe(safe_dir)
+    assert report["ok"]
+    statuses = {f["path"]: f["status"] for f in report["files"]}
+    assert {p for p, s in statuses.items() if s == "ok_reencoded"} == set(product.originals)
+    assert {s for p, s in statuses.items() if p not in product.originals} == {"ok"}
 
 
 def test_report_is_a_pdf_with_valid_xref(products: list[DemoProduct]) -> None:

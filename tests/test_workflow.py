@@ -18,6 +18,7 @@ WANTED_STARTS = {
     "20230705T053450",
     "20230714T052433",
     "20230726T172041",
+    "20230719T063327",  # measurement TIFFs re-encoded in the bucket: verify says ok_reencoded
 }
 
 
@@ -44,6 +45,11 @@ def test_one_zip_per_wanted_product(world, demo_run):
         assert names == {f"{pid}.SAFE/{k}" for k in by_id[pid].filename_map}
         report = json.loads((workdir / "results" / "safe" / f"{pid}.verify.json").read_text())
         assert report["ok"] is True
+        statuses = {f["path"]: f["status"] for f in report["files"]}
+        reencoded = set(by_id[pid].originals)
+        assert {p for p, s in statuses.items() if s != "ok"} == reencoded, pid
+        assert {statuses[p] for p in reencoded} <= {"ok_reencoded"}
+        assert bool(reencoded) == pid.startswith("S1A_IW_GRDH_1SDV_20230719T063327")
 
 
 def test_stripmap_and_rfi_members(demo_run):
@@ -63,7 +69,7 @@ def test_search_outputs_and_logs(demo_run):
     assert len(manifests) == 6  # 3 AOIs x 2 date ranges
     union = json.loads((results / "products.geojson").read_text())
     ids = [f["id"] for f in union["features"]]
-    assert len(ids) == len(set(ids)) == 6
+    assert len(ids) == len(set(ids)) == 7
     log = (workdir / "logs" / "search" / "alps" / "2023-07-01_2023-07-31.log").read_text()
     assert "range dates 2023-07-01 to 2023-07-31" in log
     assert "2 images found" in log

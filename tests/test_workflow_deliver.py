@@ -44,7 +44,7 @@ def s3_run(world, tmp_path_factory):
 def test_zips_and_safes_land_in_the_destination_bucket(world, s3_run):
     workdir, client = s3_run
     zips = sorted((workdir / "results" / "zip").glob("*.zip"))
-    assert len(zips) == 6
+    assert len(zips) == 7
     by_id = {p.product_id: p for p in world.products}
     for path in zips:
         pid = path.stem
@@ -123,7 +123,7 @@ def test_local_destination_folder(world, tmp_path):
         workdir, "--cores", "2", "--configfile", "config/demo.yaml", extra, env=world.env()
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((workdir / "deliveries" / "zips").glob("*.zip"))) == 6
+    assert len(list((workdir / "deliveries" / "zips").glob("*.zip"))) == 7
     assert not (workdir / "results" / "zip").exists()
     plan = (workdir / "results" / "plan.tsv").read_text().splitlines()
     assert plan[1].split("\t")[6].startswith("deliveries/zips/")

@@ -17,7 +17,7 @@ import uuid
 import warnings
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.shutil import copy as rio_copy
 
 DEMO_BUCKET = "sentinel-s1-l1c"
 
@@ -50,16 +51,25 @@ _POLARISATIONS: dict[str, tuple[tuple[str, int], ...]] = {
     "SV": (("vv", 1),),
     "SH": (("hh", 1),),
 }
-# (resolution range, resolution azimuth, pixel spacing, looks range, looks azimuth, ENL)
+# (resolution range, resolution azimuth, pixel spacing, looks range, looks azimuth, ENL), as in
+# ESA's Level-1 GRD resolution table. Stripmap GRD products in the archive are GRDH
+# (e.g. S1A_S3_GRDH_1SDV_20230801T152912_20230801T152931_049683_05F970_0441); GRDF is rare.
 _SAR_RESOLUTION: dict[tuple[str, str], tuple[float, float, float, int, int, float]] = {
     ("IW", "H"): (20.0, 22.0, 10.0, 5, 1, 4.4),
     ("EW", "M"): (93.0, 87.0, 40.0, 6, 2, 10.7),
-    ("SM", "H"): (23.0, 23.0, 10.0, 6, 1, 3.9),
+    ("SM", "H"): (23.0, 23.0, 10.0, 6, 6, 34.4),
 }
+# Near/far incidence per swath (degrees). Stripmap beams: the mean of ESA's values at minimum
+# and maximum orbit altitude (SAR User Guide, "Angles for Stripmap mode beams").
 _INCIDENCE: dict[str, tuple[float, float]] = {
     "IW": (30.7, 46.0),
     "EW": (19.0, 47.0),
-    "SM": (20.0, 26.0),
+    "S1": (19.16, 25.43),
+    "S2": (22.62, 28.63),
+    "S3": (28.49, 33.99),
+    "S4": (33.86, 38.87),
+    "S5": (38.76, 43.28),
+    "S6": (41.66, 45.89),
 }
 _SUPPORT_XSDS: dict[str, str] = {
     "s1-level-1-calibration.xsd": "calibration",
@@ -84,6 +94,9 @@ class DemoProduct:
     filename_map: dict[str, str]
     stac_item: dict[str, Any]
     footprint: dict[str, Any]
+    #: SAFE path -> the ESA file that manifest.safe describes, for the files whose bucket copy
+    #: is re-encoded (measurement TIFFs of products built with ``reencoded=True``).
+    originals: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,10 +111,11 @@ class _Spec:
     duration_s: float
     bbox: tuple[float, float, float, float]  # lon/lat box the skewed frame is drawn in
     ascending: bool
+    reencoded: bool = False  # bucket holds COG re-encodings of the measurement TIFFs
 
 
 def _frac_us(label: str) -> int:
-    """Deterministic sub-second start offset (µs), so ids keep whole-second stop = start + 25 s."""
+    """Deterministic sub-second start offset (µs), so ids keep whole-second stop = start + N s."""
     return 1000 + zlib.crc32(label.encode()) % 400_000
 
 
@@ -113,16 +127,24 @@ def _spec(
     start: str,
     bbox: tuple[float, ...],
     ascending: bool,
+    seconds: int | None = None,
+    reencoded: bool = False,
 ) -> _Spec:
+    """``seconds``: slice length (default 60 s EW, 25 s otherwise; real stripmap slices vary)."""
     t0 = datetime.strptime(start, "%Y%m%dT%H%M%S")
     t0 = t0.replace(microsecond=_frac_us(f"{mission}{mode}{start}"))
-    duration = 59.998903 if mode == "EW" else 24.998903
+    if seconds is None:
+        seconds = 60 if mode == "EW" else 25
+    duration = seconds - 0.001097
     box = (bbox[0], bbox[1], bbox[2], bbox[3])
-    return _Spec(mission, mode, res, pol, t0, duration, box, ascending)
+    return _Spec(mission, mode, res, pol, t0, duration, box, ascending, reencoded)
 
 
 # The demo world. AOIs: alps 10..11/46.5..47.2, rhine 7.5..8.5/47.5..48.5,
-# lisbon -9.5..-8.8/38.6..39; date ranges 2021-03 and 2023-07.
+# lisbon -9.5..-8.8/38.6..39; date ranges 2021-03 and 2023-07. The first eight and the
+# re-encoded Lisbon product are what the workflow tests expect; every other product lies
+# outside every AOI or every range (S1B only until its failure on 2021-12-23; stripmap
+# is flown over small islands, EW over polar seas).
 _SPECS: tuple[_Spec, ...] = (
     _spec("S1A", "IW", "H", "DV", "20210310T053012", (7.0, 46.0, 11.5, 48.8), False),  # alps+rhine
     _spec("S1B", "IW", "H", "DV", "20210322T183105", (-10.5, 37.8, -7.5, 39.8), True),  # lisbon
@@ -132,6 +154,19 @@ _SPECS: tuple[_Spec, ...] = (
     _spec("S1A", "IW", "H", "SV", "20230705T053450", (7.2, 47.0, 9.0, 49.0), False),  # rhine, VV
     _spec("S1A", "IW", "H", "DV", "20220501T053040", (8.8, 45.8, 12.2, 48.2), False),  # off-dates
     _spec("S1B", "IW", "H", "DV", "20210312T163502", (20.0, 50.0, 23.0, 52.0), True),  # no AOI
+    # lisbon, 2023-07; its measurement TIFFs are re-encoded in the bucket (-> ok_reencoded)
+    _spec(
+        "S1A", "IW", "H", "DV", "20230719T063327", (-10.3, 37.9, -7.4, 39.9), False, reencoded=True
+    ),
+    # Stripmap beams S2..S6 (80 km swath, 19 s slices), all outside every AOI:
+    # Madeira, Cape Verde, South Georgia, Galapagos, Reunion
+    _spec("S1A", "S2", "H", "DV", "20220514T191207", (-17.5, 32.3, -16.6, 33.4), True, 19),
+    _spec("S1B", "S3", "H", "SV", "20210608T075512", (-24.0, 14.6, -23.1, 15.7), False, 19),
+    _spec("S1A", "S4", "H", "DH", "20230718T081944", (-37.4, -54.9, -35.6, -53.8), False, 19),
+    _spec("S1A", "S5", "H", "SH", "20201121T000512", (-91.7, -1.2, -90.8, 0.0), True, 19),
+    _spec("S1A", "S6", "H", "DV", "20210325T014352", (55.1, -21.5, 56.0, -20.6), False, 19),
+    # EW single pol (HH) over Svalbard and the Barents Sea
+    _spec("S1A", "EW", "M", "SH", "20220120T152208", (10.0, 75.5, 26.0, 80.0), True),
 )
 
 
@@ -279,7 +314,7 @@ def _line_time(f: _Facts, line: int) -> datetime:
 
 
 def _incidence(f: _Facts, u: float) -> float:
-    near, far = _INCIDENCE[f.inst_mode]
+    near, far = _INCIDENCE[f.spec.mode]
     return near + (far - near) * u
 
 
@@ -343,6 +378,28 @@ def _measurement_tiff(f: _Facts, pol: str, data: np.ndarray) -> bytes:
                 )
                 dst.write(data, 1)
             return bytes(mem.read())
+
+
+def _reencode_cog(tiff: bytes) -> bytes:
+    """The same raster as a Cloud Optimized GeoTIFF, as the bucket's measurement TIFFs are.
+
+    Same pixels, GCPs and TIFFTAG_* metadata; 128x128 tiles, an internal 2x overview and LZW
+    with a horizontal predictor, so size and MD5 differ from the ESA file in manifest.safe.
+    LZW rather than DEFLATE: libtiff's own coder, so the bytes do not depend on which zlib or
+    libdeflate GDAL was built with.
+    """
+    with MemoryFile(tiff) as src_file, src_file.open() as src, MemoryFile() as out:
+        rio_copy(
+            src,
+            out.name,
+            driver="COG",
+            BLOCKSIZE=128,
+            COMPRESS="LZW",
+            PREDICTOR=2,
+            OVERVIEWS="AUTO",
+            OVERVIEW_RESAMPLING="AVERAGE",
+        )
+        return bytes(out.read())
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -1113,8 +1170,9 @@ def _stac_item(f: _Facts, footprint: dict[str, Any]) -> dict[str, Any]:
 
 def _build(spec: _Spec, shared: dict[str, bytes]) -> DemoProduct:
     f = _facts(spec)
-    safe: dict[str, bytes] = {}  # SAFE path -> bytes
+    safe: dict[str, bytes] = {}  # SAFE path -> bytes, as ESA made them (what the manifest lists)
     fmap: dict[str, str] = {}  # SAFE path -> bucket key
+    bucket_copy: dict[str, bytes] = {}  # SAFE path -> different bytes the bucket holds instead
     bands = _backscatter(f)
 
     def add(safe_path: str, key: str, data: bytes) -> None:
@@ -1140,11 +1198,10 @@ def _build(spec: _Spec, shared: dict[str, bytes]) -> DemoProduct:
                 f"annotation/rfi/rfi-{tag}.xml",
                 _rfi_xml(f, pol, number),
             )
-        add(
-            f"measurement/{stem}.tiff",
-            f"measurement/{tag}.tiff",
-            _measurement_tiff(f, pol, bands[pol]),
-        )
+        tiff = _measurement_tiff(f, pol, bands[pol])
+        add(f"measurement/{stem}.tiff", f"measurement/{tag}.tiff", tiff)
+        if spec.reencoded:
+            bucket_copy[f"measurement/{stem}.tiff"] = _reencode_cog(tiff)
     add("preview/quick-look.png", "preview/quick-look.png", _quicklook(f, bands))
     add("preview/map-overlay.kml", "preview/map-overlay.kml", _kml(f))
     add("preview/icons/logo.png", "preview/icons/logo.png", shared["logo"])
@@ -1168,7 +1225,7 @@ def _build(spec: _Spec, shared: dict[str, bytes]) -> DemoProduct:
     )
     add("manifest.safe", "manifest.safe", _manifest(f, safe))
     footprint = _footprint(f)
-    objects = {fmap[p]: data for p, data in safe.items()}
+    objects = {fmap[p]: bucket_copy.get(p, data) for p, data in safe.items()}
     objects["productInfo.json"] = _product_info(f, footprint, dict(fmap))
     return DemoProduct(
         product_id=f.product_id,
@@ -1177,11 +1234,12 @@ def _build(spec: _Spec, shared: dict[str, bytes]) -> DemoProduct:
         filename_map=dict(fmap),
         stac_item=_stac_item(f, footprint),
         footprint=footprint,
+        originals={p: safe[p] for p in bucket_copy},
     )
 
 
 def build_s1_products() -> list[DemoProduct]:
-    """Build the eight demo products; identical bytes on every call."""
+    """Build the demo products (see ``_SPECS``); identical bytes on every call."""
     shared = {"logo": _logo()}
     for name, root in [*_SUPPORT_XSDS.items(), (_RFI_XSD, "rfi")]:
         shared[name] = _xsd(name, root)
