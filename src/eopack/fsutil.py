@@ -7,11 +7,28 @@ import tempfile
 from pathlib import Path
 
 
+def _file_mode() -> int:
+    """0666 minus the process umask: what ``open()`` would give (mkstemp gives 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
+def new_temp(path: Path) -> tuple[int, str]:
+    """A hidden temporary sibling of ``path`` with normal file permissions, for a later rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = new_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
