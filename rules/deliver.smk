@@ -21,19 +21,41 @@ rule copy_safe_s3:
         "../scripts/copy_safe_s3.py"
 
 
-rule upload_zip:
-    input:
-        f"{ZIP_DIR}/{{product}}.zip",
-    output:
-        "results/deliver/{product}.zip.json",
-    log:
-        "logs/deliver/{product}.zip.log",
-    conda:
-        "../envs/eopack.yaml"
-    resources:
-        s3_transfers=1,
-    params:
-        # A function: the lint would take a local destination for a hard-coded path.
-        destination=lambda w: config["destination"]["uri"],
-    script:
-        "../scripts/upload_zip.py"
+if config["destination"]["stream_zip"]:
+
+    rule stream_zip_s3:
+        input:
+            products=ancient("results/search/products.geojson"),
+        output:
+            "results/deliver/{product}.zip.json",
+        log:
+            "logs/deliver/{product}.zip.log",
+        conda:
+            "../envs/eopack.yaml"
+        resources:
+            s3_transfers=1,
+        params:
+            destination=lambda w: config["destination"]["uri"],
+            deflate_level=config["zip"]["deflate_level"],
+            on_failure=config["verify"]["on_failure"],
+        script:
+            "../scripts/stream_zip_s3.py"
+
+else:
+
+    rule upload_zip:
+        input:
+            f"{ZIP_DIR}/{{product}}.zip",
+        output:
+            "results/deliver/{product}.zip.json",
+        log:
+            "logs/deliver/{product}.zip.log",
+        conda:
+            "../envs/eopack.yaml"
+        resources:
+            s3_transfers=1,
+        params:
+            # A function: the lint would take a local destination for a hard-coded path.
+            destination=lambda w: config["destination"]["uri"],
+        script:
+            "../scripts/upload_zip.py"

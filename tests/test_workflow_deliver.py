@@ -127,3 +127,25 @@ def test_local_destination_folder(world, tmp_path):
     assert not (workdir / "results" / "zip").exists()
     plan = (workdir / "results" / "plan.tsv").read_text().splitlines()
     assert plan[1].split("\t")[6].startswith("deliveries/zips/")
+
+
+def test_streamed_zips_match_the_local_ones_and_stage_nothing(world, s3_run, tmp_path):
+    """destination.stream_zip: zips go source -> destination without a local SAFE; same bytes."""
+    staged_dir, client = s3_run
+    workdir = copy_workflow(tmp_path / "wf")
+    dest = {"uri": f"s3://{DEST_BUCKET}/streamed", "copy_safe": False, "stream_zip": True}
+    extra = write_config(workdir, dest)
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", extra, env=world.env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (workdir / "results" / "safe").exists()
+    assert not (workdir / "results" / "zip").exists()
+    local = {p.stem: p for p in (staged_dir / "results" / "zip").glob("*.zip")}
+    assert len(local) == 7
+    for pid, path in local.items():
+        body = client.get_object(Bucket=DEST_BUCKET, Key=f"streamed/{pid}.zip")["Body"].read()
+        assert body == path.read_bytes(), pid
+        receipt = json.loads((workdir / "results" / "deliver" / f"{pid}.zip.json").read_text())
+        assert receipt["sha256"] == hashlib.sha256(body).hexdigest()
+        assert receipt["report"]["ok"] is True

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from eopack.errors import EopackError
 from eopack.fsutil import atomic_write_bytes
 from eopack.s3 import SourceBucket, describe_error, get_bytes
-from eopack.safe.manifest import DataObject, parse_manifest
+from eopack.safe.manifest import DataObject, parse_manifest_bytes
 
 log = logging.getLogger(__name__)
 
@@ -354,14 +353,7 @@ def copy_one(
 
 def read_manifest(client: Any, source: SourceBucket, key: str) -> list[DataObject]:
     """Parse the source's ``manifest.safe`` (the only object bytes the host reads)."""
-    uri = f"s3://{source.name}/{key}"
-    with tempfile.TemporaryDirectory(prefix="eopack-manifest-") as tmp:
-        path = Path(tmp) / "manifest.safe"
-        path.write_bytes(get_bytes(client, source, key))
-        try:
-            return parse_manifest(path)
-        except EopackError as exc:
-            raise EopackError(str(exc).replace(str(path), uri)) from None
+    return parse_manifest_bytes(get_bytes(client, source, key), f"s3://{source.name}/{key}")
 
 
 def _status(

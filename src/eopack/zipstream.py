@@ -25,13 +25,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import (
@@ -44,9 +43,10 @@ from botocore.exceptions import (
 )
 
 from eopack.archive import DeterministicZipWriter, safe_top, sensing_time
+from eopack.deliver import destination_error
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, describe_error
-from eopack.safe.manifest import DataObject, failure_line, parse_manifest
+from eopack.safe.manifest import failure_line, parse_manifest_bytes
 from eopack.transfer import STREAM_ATTEMPTS
 
 log = logging.getLogger(__name__)
@@ -110,24 +110,13 @@ class StreamedZip:
         return doc
 
 
-def _code(exc: ClientError) -> tuple[str, int | None]:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
 def _destination_error(exc: Exception, bucket: str, key: str) -> EopackError:
-    uri = f"s3://{bucket}/{key}"
-    if isinstance(exc, ClientError):
-        code, status = _code(exc)
-        if code == "NoSuchBucket":
-            return EopackError(f"{uri}: destination bucket {bucket} does not exist")
-        if code in ("AccessDenied", "403", "Forbidden") or status == 403:
-            return EopackError(
-                f"{uri}: access denied on the destination (not writable with these credentials)"
-            )
-        if code == "NoSuchUpload":
-            return EopackError(f"{uri}: the multipart upload vanished (aborted elsewhere?)")
-    return describe_error(exc, bucket, key)
+    """:func:`eopack.deliver.destination_error`, plus a multipart upload aborted elsewhere."""
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+        return EopackError(
+            f"s3://{bucket}/{key}: the multipart upload vanished (aborted elsewhere?)"
+        )
+    return destination_error(exc, bucket, key)
 
 
 # Source side
@@ -220,36 +209,11 @@ class _Tap:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_manifest_bytes(data: bytes, where: str) -> list[DataObject]:
-    """:func:`parse_manifest` reads a path: give it an in-memory file (memfd), not the disk."""
-    fd = os.memfd_create("manifest.safe", os.MFD_CLOEXEC) if hasattr(os, "memfd_create") else None
-    tmp = None
-    try:
-        if fd is not None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            path = f"/proc/self/fd/{fd}"
-        else:  # pragma: no cover - no memfd outside Linux; a small temporary file then
-            with tempfile.NamedTemporaryFile(suffix=".safe", delete=False) as handle:
-                handle.write(data)
-            path = tmp = handle.name
-        try:
-            return parse_manifest(path)
-        except EopackError as exc:
-            raise EopackError(str(exc).replace(path, where)) from None
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None:  # pragma: no cover
-            os.unlink(tmp)
-
-
 def verify_streamed(
     product_id: str, members: Mapping[str, StreamedMember], manifest_xml: bytes, where: str
 ) -> dict[str, Any]:
     """The ``verify.json`` body for streamed members, as :func:`verify_safe` builds it."""
-    objects = _parse_manifest_bytes(manifest_xml, where)
+    objects = parse_manifest_bytes(manifest_xml, where)
     files: list[dict[str, Any]] = []
     for obj in sorted(objects, key=lambda o: o.path):
         seen = members.get(obj.path)
@@ -552,3 +516,53 @@ def stream_safe_zip(
         raise
     log.info("%s: %d bytes in %d parts, SHA-256 %s", uri, sink.size, parts, sink.sha256)
     return StreamedZip(uri, sink.size, sink.sha256, checksum, parts, part_size, members, report)
+
+
+def stream_product_zip(
+    products_file: str | Path,
+    product_id: str,
+    sources: Mapping[str, Any],
+    destination: str,
+    receipt: str | Path,
+    deflate_level: int = 6,
+    on_verify_failure: str = "fail",
+) -> StreamedZip:
+    """The workflow's entry point: a searched product's zip streamed to an s3:// destination."""
+    from eopack.deliver import (
+        S3Destination,
+        check_destination_bucket,
+        parse_destination,
+        write_receipt,
+    )
+    from eopack.s3 import make_client, source_bucket
+    from eopack.safe.s1 import PRODUCT_INFO, fetch_product_info, find_product
+
+    dest = parse_destination(destination)
+    if not isinstance(dest, S3Destination):
+        raise EopackError(f"config: destination.uri: {destination!r} is not an s3:// destination")
+    product = find_product(products_file, product_id)
+    bucket = source_bucket(sources, product.bucket)
+    client = make_client(bucket.region)
+    key = dest.key(f"{product_id}.zip")
+    check_destination_bucket(client, dest.bucket, dest.uri(f"{product_id}.zip"), set(sources))
+    info = fetch_product_info(client, bucket, product.prefix)
+    if info.product_id != product_id:
+        raise EopackError(
+            f"s3://{bucket.name}/{product.prefix}/{PRODUCT_INFO}: describes {info.product_id}, "
+            f"expected {product_id}"
+        )
+    result = stream_safe_zip(
+        client,
+        bucket,
+        product.prefix,
+        info.filename_map,
+        product_id,
+        client,
+        dest.bucket,
+        key,
+        deflate_level,
+        on_verify_failure=on_verify_failure,
+    )
+    log.info("%s -> %s (%d bytes, sha256 %s)", product_id, result.uri, result.size, result.sha256)
+    write_receipt(result.record(), receipt)
+    return result

@@ -37,10 +37,19 @@ def _local(tag: str) -> str:
 
 def parse_manifest(path: str | Path) -> list[DataObject]:
     """The data objects listed by ``manifest.safe`` (namespace-agnostic, as hrefs vary)."""
-    path = Path(path)
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise EopackError(f"{path}: cannot read manifest.safe ({exc})") from None
+    return parse_manifest_bytes(data, str(path))
+
+
+def parse_manifest_bytes(data: bytes, path: str) -> list[DataObject]:
+    """:func:`parse_manifest` of bytes already in memory (read from a bucket); ``path``
+    names the source in errors."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
         raise EopackError(f"{path}: cannot parse manifest.safe ({exc})") from None
     objects: list[DataObject] = []
     for stream in root.iter():
