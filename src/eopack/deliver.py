@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.utils import ChunksizeAdjuster
 
 from eopack.errors import EopackError
-from eopack.fsutil import atomic_write_bytes
+from eopack.fsutil import write_json
 from eopack.s3 import SourceBucket, describe_error, get_bytes
 from eopack.safe.manifest import DataObject, parse_manifest_bytes
 
@@ -570,7 +570,7 @@ def deliver_product_s3(
 ) -> dict[str, Any]:
     """Copy a searched product's SAFE to an ``s3://`` destination (the workflow's entry point)."""
     from eopack.s3 import make_client, source_bucket
-    from eopack.safe.s1 import PRODUCT_INFO, fetch_product_info, find_product
+    from eopack.safe.s1 import fetch_product_info, find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):
@@ -578,12 +578,7 @@ def deliver_product_s3(
     product = find_product(products_file, product_id)
     bucket = source_bucket(sources, product.bucket)
     client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
-    info = fetch_product_info(client, bucket, product.prefix)
-    if info.product_id != product_id:
-        raise EopackError(
-            f"s3://{bucket.name}/{product.prefix}/{PRODUCT_INFO}: describes {info.product_id}, "
-            f"expected {product_id}"
-        )
+    info = fetch_product_info(client, bucket, product.prefix, product_id)
     return copy_safe_to_s3(
         client,
         bucket,
@@ -698,7 +693,7 @@ def _check_upload(
 
 def write_receipt(record: Mapping[str, Any], path: str | Path) -> None:
     """A local JSON record of what was delivered where (stable key order)."""
-    atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    write_json(path, record)
 
 
 def deliver_safe(

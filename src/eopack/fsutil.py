@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def _file_mode() -> int:
@@ -50,3 +53,8 @@ def write_if_changed(path: str | Path, data: bytes) -> bool:
         return False
     atomic_write_bytes(path, data)
     return True
+
+
+def write_json(path: str | Path, doc: Mapping[str, Any]) -> None:
+    """Atomic JSON with sorted keys and a trailing newline: reports and receipts diff well."""
+    atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())

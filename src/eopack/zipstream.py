@@ -535,7 +535,7 @@ def stream_product_zip(
         write_receipt,
     )
     from eopack.s3 import make_client, source_bucket
-    from eopack.safe.s1 import PRODUCT_INFO, fetch_product_info, find_product
+    from eopack.safe.s1 import fetch_product_info, find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):
@@ -545,12 +545,7 @@ def stream_product_zip(
     client = make_client(bucket.region)
     key = dest.key(f"{product_id}.zip")
     check_destination_bucket(client, dest.bucket, dest.uri(f"{product_id}.zip"), set(sources))
-    info = fetch_product_info(client, bucket, product.prefix)
-    if info.product_id != product_id:
-        raise EopackError(
-            f"s3://{bucket.name}/{product.prefix}/{PRODUCT_INFO}: describes {info.product_id}, "
-            f"expected {product_id}"
-        )
+    info = fetch_product_info(client, bucket, product.prefix, product_id)
     result = stream_safe_zip(
         client,
         bucket,

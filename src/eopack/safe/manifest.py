@@ -7,7 +7,6 @@ manifest; for them eopack records both and requires a readable GeoTIFF instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -15,7 +14,7 @@ from typing import Any
 
 from eopack.archive import SNAKEMAKE_MARKER
 from eopack.errors import EopackError
-from eopack.fsutil import atomic_write_bytes
+from eopack.fsutil import write_json
 
 
 @dataclass(frozen=True)
@@ -148,8 +147,7 @@ def verify_safe(safe_dir: str | Path) -> dict[str, Any]:
 
 def write_report(report: dict[str, Any], path: str | Path) -> None:
     """Write ``verify.json`` atomically (stable key order for diffing)."""
-    data = json.dumps(report, indent=1, sort_keys=True) + "\n"
-    atomic_write_bytes(path, data.encode())
+    write_json(path, report)
 
 
 def failure_line(report: dict[str, Any]) -> str:

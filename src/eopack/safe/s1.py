@@ -65,10 +65,18 @@ def parse_product_info(raw: bytes, where: str) -> ProductInfo:
     return ProductInfo(product_id=product_id, path=str(doc.get("path", "")), filename_map=clean)
 
 
-def fetch_product_info(client: Any, bucket: SourceBucket, prefix: str) -> ProductInfo:
-    """Download and parse ``{prefix}/productInfo.json``."""
+def fetch_product_info(
+    client: Any, bucket: SourceBucket, prefix: str, expected_id: str | None = None
+) -> ProductInfo:
+    """Download and parse ``{prefix}/productInfo.json``; with ``expected_id``, check that it
+    describes that product (a prefix from a stale manifest must not fetch another one)."""
     key = f"{prefix}/{PRODUCT_INFO}"
-    return parse_product_info(get_bytes(client, bucket, key), f"s3://{bucket.name}/{key}")
+    info = parse_product_info(get_bytes(client, bucket, key), f"s3://{bucket.name}/{key}")
+    if expected_id is not None and info.product_id != expected_id:
+        raise EopackError(
+            f"s3://{bucket.name}/{key}: describes {info.product_id}, expected {expected_id}"
+        )
+    return info
 
 
 def rebuild_safe(
@@ -90,12 +98,7 @@ def rebuild_safe(
     makes). Returns SAFE path -> (size, md5) of every file.
     """
     dest = Path(dest)
-    info = fetch_product_info(client, bucket, prefix)
-    if info.product_id != product_id:
-        raise EopackError(
-            f"s3://{bucket.name}/{prefix}/{PRODUCT_INFO}: describes {info.product_id}, "
-            f"expected {product_id}"
-        )
+    info = fetch_product_info(client, bucket, prefix, product_id)
     staging = dest.parent / f".{dest.name}.part"
     staging.mkdir(parents=True, exist_ok=True)
     items = sorted(info.filename_map.items())
