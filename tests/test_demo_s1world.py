@@ -13,9 +13,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from PIL import Image
 from rasterio.io import MemoryFile
 
@@ -467,20 +465,23 @@ class _RecordingClient:
         return getattr(self.client, name)
 
 
-def test_seed_bucket(products: list[DemoProduct]) -> None:
-    with mock_aws():
-        s3 = _RecordingClient(boto3.client("s3", region_name="eu-central-1"))
-        seed_s1_bucket(s3, products[:2])
-        assert s3.calls[0] == "create_bucket"
-        assert s3.calls[-1] == "put_bucket_request_payment"
-        assert s3.payment == {
-            "Bucket": DEMO_BUCKET,
-            "RequestPaymentConfiguration": {"Payer": "Requester"},
-        }
-        location = s3.client.get_bucket_location(Bucket=DEMO_BUCKET)["LocationConstraint"]
-        assert location == "eu-central-1"
-        for p in products[:2]:
-            listed = s3.client.list_objects_v2(Bucket=DEMO_BUCKET, Prefix=p.prefix + "/")
-            assert {o["Key"] for o in listed["Contents"]} == {f"{p.prefix}/{k}" for k in p.objects}
-            got = s3.client.get_object(Bucket=DEMO_BUCKET, Key=f"{p.prefix}/manifest.safe")
-            assert got["Body"].read() == p.objects["manifest.safe"]
+def test_seed_bucket(world: Any, products: list[DemoProduct]) -> None:
+    """Seeding against the session's real server, into a bucket of its own: moto's in-process
+    ``mock_aws`` would reset the backend the session server shares."""
+    bucket = "seed-test"
+    s3 = _RecordingClient(world.client())
+    seed_s1_bucket(s3, products[:2], bucket)
+    assert s3.calls[0] == "create_bucket"
+    assert s3.calls[-1] == "put_bucket_request_payment"
+    assert s3.payment == {
+        "Bucket": bucket,
+        "RequestPaymentConfiguration": {"Payer": "Requester"},
+    }
+    # The payment call was recorded, not sent: the bucket stays readable without the header.
+    location = s3.client.get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    assert location == "eu-central-1"
+    for p in products[:2]:
+        listed = s3.client.list_objects_v2(Bucket=bucket, Prefix=p.prefix + "/")
+        assert {o["Key"] for o in listed["Contents"]} == {f"{p.prefix}/{k}" for k in p.objects}
+        got = s3.client.get_object(Bucket=bucket, Key=f"{p.prefix}/manifest.safe")
+        assert got["Body"].read() == p.objects["manifest.safe"]
