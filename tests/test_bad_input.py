@@ -9,7 +9,6 @@ Either way nothing is written under ``results/search``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 import subprocess
@@ -169,10 +168,10 @@ CASES = [
     ),
     case(
         # Unquoted in YAML, a date is a date, not a string.
-        lambda s: s.config.update(date_ranges=[[dt.date(2021, 3, 1), dt.date(2021, 3, 31)]]),
-        "eopack: config: date_ranges[0][1]: datetime.date(2021, 3, 31) is not of type 'string'",
+        lambda s: s.config.update(date_ranges=["2021-03-01"]),
+        "eopack: config: date_ranges[0]: '2021-03-01' is not of type 'array'",
         PRE,
-        id="date-unquoted-yaml",
+        id="date-range-not-a-pair",
     ),
     # ---- Backend and other config --------------------------------------------------------
     case(

@@ -107,3 +107,14 @@ def test_snakemake_names_a_bad_aoi_file(workdir):
         "eopack: config/demo/aoi/river.geojson: geometry type Point is not an area "
         "(use Polygon or MultiPolygon)"
     ]
+
+
+def test_unquoted_yaml_dates_are_accepted(tmp_path):
+    """``[2021-03-01, 2021-03-31]`` loads as dates; eopack takes them as the ISO strings."""
+    import yaml
+
+    from eopack.config import quote_yaml_dates
+
+    config = yaml.safe_load("date_ranges:\n  - [2021-03-01, 2021-03-31]\n")
+    quote_yaml_dates(config)
+    assert config["date_ranges"] == [["2021-03-01", "2021-03-31"]]

@@ -77,8 +77,22 @@ def check_date_ranges(ranges: Sequence[Sequence[str]]) -> list[DateRange]:
     return out
 
 
+def quote_yaml_dates(config: Mapping[str, Any]) -> None:
+    """Turn unquoted YAML dates (``[2021-03-01, 2021-03-31]`` loads as ``datetime.date``)
+    in ``date_ranges`` into the ISO strings the schema and the output paths use."""
+    ranges = config.get("date_ranges")
+    if not isinstance(ranges, list):
+        return
+    for pair in ranges:
+        if isinstance(pair, list):
+            for i, value in enumerate(pair):
+                if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+                    pair[i] = value.isoformat()
+
+
 def check_config(config: Mapping[str, Any], schema_path: str | Path) -> list[DateRange]:
     """All pre-flight checks of the workflow config; returns the normalised date ranges."""
+    quote_yaml_dates(config)
     check_schema(config, schema_path)
     ranges = check_date_ranges(config["date_ranges"])
     search = config.get("search", {})
