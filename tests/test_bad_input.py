@@ -214,7 +214,7 @@ CASES = [
     ),
     case(
         lambda s: (s.search.update(timeout_s=1), s.env.update(EOPACK_STAC_URL=s.dead_url)),
-        "eopack: STAC API {dead}: unreachable or not a STAC API (",
+        "eopack: STAC API {dead}: unreachable or not a STAC API (connection refused)",
         JOB,
         id="stac-unreachable",
     ),

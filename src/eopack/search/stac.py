@@ -41,6 +41,19 @@ def datetime_interval(start: str, end: str) -> str:
     return f"{start}T00:00:00Z/{end}T23:59:59.999999Z"
 
 
+def _reason(exc: Exception) -> str:
+    """A short cause: urllib3's nested retry messages say little more than this."""
+    text = str(exc)
+    if isinstance(exc, requests.ConnectionError):
+        for cause in ("Connection refused", "Name or service not known", "timed out"):
+            if cause in text:
+                return cause.lower()
+        return "cannot connect"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _open(url: str, timeout: float) -> Client:
     retry = Retry(
         total=4,
@@ -52,8 +65,9 @@ def _open(url: str, timeout: float) -> Client:
     try:
         return Client.open(url, stac_io=stac_io, timeout=timeout)
     except (APIError, requests.RequestException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EopackError(f"STAC API {url}: unreachable or not a STAC API ({reason})") from None
+        raise EopackError(
+            f"STAC API {url}: unreachable or not a STAC API ({_reason(exc)})"
+        ) from None
 
 
 def server_filters(
@@ -110,6 +124,5 @@ def search_stac(
             if keep_product(product, aoi, start, end, filters):
                 found[product.id] = product
     except (APIError, requests.RequestException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EopackError(f"STAC API {url}: search failed ({reason})") from None
+        raise EopackError(f"STAC API {url}: search failed ({_reason(exc)})") from None
     return list(found.values())
