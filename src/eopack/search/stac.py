@@ -43,14 +43,12 @@ def datetime_interval(start: str, end: str) -> str:
 
 def _reason(exc: Exception) -> str:
     """A short cause: urllib3's nested retry messages say little more than this."""
-    text = str(exc)
-    if isinstance(exc, requests.ConnectionError):
-        for cause in ("Connection refused", "Name or service not known", "timed out"):
-            if cause in text:
-                return cause.lower()
+    text = str(exc)  # pystac-client wraps requests' errors in APIError: look at the text
+    for cause in ("Connection refused", "Name or service not known", "timed out"):
+        if cause in text:
+            return cause.lower()
+    if isinstance(exc, requests.ConnectionError) or "Max retries exceeded" in text:
         return "cannot connect"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
     return text.splitlines()[0] if text else type(exc).__name__
 
 
