@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from eopack.transfer import (
     MiB,
     TransferConfig,
     download_file,
+    finished_file,
     partial_path,
     resumable_bytes,
     sidecar_path,
@@ -155,6 +156,48 @@ def test_large_object_comes_in_ranged_parts(big, world_env, tmp_path):
     assert set(log.ranges) == part_ranges(BIG, MiB)
     assert all(h["x-amz-request-payer"] == "requester" for h in log.headers)
     assert {h["if-match"] for h in log.headers} == {f'"{md5(data)}"'}
+    assert not leftovers(dest)
+
+
+def _no_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a download reads its file back to hash it."""
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("md5=False must not hash the file")
+
+    monkeypatch.setattr("eopack.transfer.file_md5", refuse)
+    monkeypatch.setattr("eopack.transfer._hash_prefix", refuse)
+
+
+def test_md5_false_skips_the_md5_with_identical_bytes(big, world_env, tmp_path, monkeypatch):
+    src, key, data = big
+    client = make_client(REGION)
+    log = RequestLog(client)
+    _no_hashing(monkeypatch)
+    dest = tmp_path / "big.bin"
+    assert download_file(client, src.bucket, key, dest, replace(PARTS, md5=False)) == (BIG, None)
+    assert dest.read_bytes() == data
+    assert set(log.ranges) == part_ranges(BIG, MiB) and len(log.ranges) == 40
+    assert {h["if-match"] for h in log.headers} == {f'"{md5(data)}"'}
+    assert not leftovers(dest)
+
+
+def test_md5_false_single_stream_and_finished_file(source, tmp_path, monkeypatch):
+    data = random_bytes(3 * MiB, seed=9)
+    source.put("medium.bin", data)
+    dest = tmp_path / "medium.bin"
+    broken = BreakingClient(make_client(REGION), MiB, Interrupted())
+    no_md5 = TransferConfig(md5=False)
+    with pytest.raises(Interrupted):
+        download_file(broken, source.bucket, "medium.bin", dest, no_md5)
+    _no_hashing(monkeypatch)  # the resumed prefix is not hashed either
+    client = make_client(REGION)
+    log = RequestLog(client)
+    assert download_file(client, source.bucket, "medium.bin", dest, no_md5) == (len(data), None)
+    assert dest.read_bytes() == data
+    assert log.ranges == [f"bytes={MiB}-{3 * MiB - 1}"]
+    sidecar_path(dest).write_text("{}")  # left by a kill after the rename
+    assert finished_file(dest, md5=False) == (len(data), None)
     assert not leftovers(dest)
 
 
@@ -439,3 +482,18 @@ def test_rebuild_safe_resumes_from_its_staging_folder(world, world_env, tmp_path
         data = product.objects[key]
         assert (dest / safe_path).read_bytes() == data
         assert written[safe_path] == (len(data), md5(data))
+
+
+def test_rebuild_safe_skips_the_md5_by_default(world, world_env, tmp_path, monkeypatch):
+    """The workflow's path: verify_safe hashes every file against manifest.safe next."""
+    product = world.products[0]
+    dest = tmp_path / f"{product.product_id}.SAFE"
+    _no_hashing(monkeypatch)
+    client = make_client(REGION)
+    bucket = SourceBucket(DEMO_BUCKET, REGION)
+    written = rebuild_safe(client, bucket, product.prefix, product.product_id, dest, 2)
+    assert written == {
+        path: (len(product.objects[key]), None) for path, key in product.filename_map.items()
+    }
+    for safe_path, key in product.filename_map.items():
+        assert (dest / safe_path).read_bytes() == product.objects[key]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,9 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from eopack.errors import EopackError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
-
-    from eopack.transfer import TransferConfig
+    pass
 
 CHUNK = 1024 * 1024
 
@@ -100,21 +97,3 @@ def get_bytes(client: Any, bucket: SourceBucket, key: str) -> bytes:
         return response["Body"].read()
     except (ClientError, BotoCoreError) as exc:
         raise describe_error(exc, bucket.name, key) from None
-
-
-def download_file(
-    client: Any,
-    bucket: SourceBucket,
-    key: str,
-    dest: Path,
-    config: TransferConfig | None = None,
-    part_pool: Executor | None = None,
-) -> tuple[int, str]:
-    """Download one object to ``dest`` resumably and atomically; returns ``(size, md5 hex)``.
-
-    Kept here for callers of the old API; the work is in :func:`eopack.transfer.download_file`
-    (imported late because that module builds on this one).
-    """
-    from eopack.transfer import download_file as resumable_download
-
-    return resumable_download(client, bucket, key, dest, config, part_pool)

@@ -14,6 +14,13 @@ Two test aids sit in the same wrapper:
   through the host (moto runs in-process, so there is no network to measure instead);
 * ``read_only`` buckets answer every write with 403 ``AccessDenied``: moto enforces no IAM or
   bucket policy, and "destination not writable" must be testable against a real server.
+
+One performance shim serves a range at the cost of the range, as S3 does
+(:class:`RangeReadingS3Response`). moto reads the whole object for every ranged GetObject and
+every UploadPartCopy with ``CopySourceRange``, then slices it, so an object fetched in 18
+parts is read 18 times and a benchmark measures moto more than the client. The shim changes
+where the bytes come from, nothing else: moto still resolves the key and version, checks the
+preconditions and builds every header. ``LocalS3Server(range_reads=False)`` is moto as is.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from flask import Flask
+from moto.core.utils import convert_to_flask_response
+from moto.s3.models import FakeKey
+from moto.s3.responses import S3Response
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 from eopack.demo.service import WsgiService
@@ -48,6 +59,9 @@ _PAYMENT_XML = (
 _WRITE_METHODS = frozenset({"PUT", "POST", "DELETE"})
 # Sub-resources that turn an object request into another operation (for traffic labels).
 _SUBRESOURCES = ("uploadId", "uploads", "tagging", "acl", "attributes", "retention", "restore")
+#: WSGI environ key by which the middleware switches the range shim on for one request.
+RANGE_READS = "eopack.range_reads"
+_ONE_RANGE = re.compile(r"bytes=\d*-\d*")
 
 
 def _split_path(environ: dict[str, Any]) -> tuple[str | None, str]:
@@ -231,6 +245,157 @@ class _CountingBody:
             close()
 
 
+# Ranged reads at the cost of the range (a performance shim for this test server)
+# --------------------------------------------------------------------------------------------
+
+
+def _read_range(key: FakeKey, start: int, stop: int) -> bytes:
+    """Bytes ``start..stop-1`` of a stored object: one seek and read of moto's spooled file,
+    under the key's lock as ``FakeKey.value`` reads the whole of it."""
+    with key.lock:
+        key._value_buffer.seek(start)
+        return bytes(key._value_buffer.read(max(0, stop - start)))
+
+
+class _RangeView:
+    """``FakeKey.value`` for one ranged GET: moto takes its ``len`` and one slice of it."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self.key = key
+
+    def __len__(self) -> int:
+        return int(self.key.size)
+
+    def __getitem__(self, item: slice) -> bytes:
+        start, stop, step = item.indices(len(self))
+        if step != 1:
+            return self.whole()[item]
+        return _read_range(self.key, start, stop)
+
+    def whole(self) -> bytes:
+        return self.key.value
+
+
+class _RangeKey:
+    """moto's key, except that ``value`` is a :class:`_RangeView` (read-only: GET reads it)."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._key, name)
+
+    @property
+    def value(self) -> _RangeView:
+        return _RangeView(self._key)
+
+
+class _RangeCopyBackend:
+    """moto's S3 backend for one UploadPartCopy: a ``CopySourceRange`` reads only that range."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def upload_part_copy(
+        self,
+        dest_bucket_name: str,
+        multipart_id: str,
+        part_id: int,
+        src_bucket_name: str,
+        src_key_name: str,
+        src_version_id: str | None,
+        start_byte: int | None,
+        end_byte: int | None,
+    ) -> FakeKey:
+        if start_byte is None or end_byte is None:  # the whole source: moto as is
+            return self._backend.upload_part_copy(
+                dest_bucket_name,
+                multipart_id,
+                part_id,
+                src_bucket_name,
+                src_key_name,
+                src_version_id,
+                start_byte,
+                end_byte,
+            )
+        multipart = self._backend.get_bucket(dest_bucket_name).multiparts[multipart_id]
+        source = self._backend.get_object(src_bucket_name, src_key_name, version_id=src_version_id)
+        # moto slices value[start_byte : end_byte + 1]; this reads the same bytes from the file.
+        return multipart.set_part(part_id, _read_range(source, start_byte, end_byte + 1))
+
+
+class RangeReadingS3Response(S3Response):
+    """moto's S3 responses, with ranged reads that cost the range, as on S3.
+
+    For a GetObject with one ``Range: bytes=a-b`` (or ``a-``, ``-n``) and no ``partNumber``
+    or SSE-C headers, moto's own ``get_object`` runs on a key whose ``value`` reads only what
+    moto then slices out of it (:class:`_RangeView`). moto still resolves the key and
+    ``versionId``, answers the preconditions (412, 304), the range (206, ``Content-Range``,
+    ``Content-Length``, 416) and builds every header. Should moto ignore the range after all
+    (``bytes=5-3``), the whole value is read, as moto does. UploadPartCopy with a
+    ``CopySourceRange`` likewise reads just that range of the source. Anything else is moto's
+    code unchanged. The middleware switches this on per request (:data:`RANGE_READS`).
+    """
+
+    _ranged = False
+    _copying = False
+
+    def _range_reads(self) -> bool:
+        return bool(self.request.environ.get(RANGE_READS))
+
+    @property
+    def backend(self) -> Any:
+        backend = super().backend
+        return _RangeCopyBackend(backend) if self._copying else backend
+
+    def _get_key(self, validate_storage_class: bool = True) -> tuple[FakeKey, bool]:
+        key, not_modified = super()._get_key(validate_storage_class)
+        return (_RangeKey(key) if self._ranged else key), not_modified  # type: ignore[return-value]
+
+    def get_object(self) -> Any:
+        self._ranged = (
+            self._range_reads()
+            and _ONE_RANGE.fullmatch(str(self.headers.get("Range", ""))) is not None
+            and "partNumber" not in self.querystring
+            and not self.headers.get("x-amz-server-side-encryption-customer-algorithm")
+        )
+        try:
+            return super().get_object()
+        finally:
+            self._ranged = False
+
+    def upload_part_copy(self) -> Any:
+        self._copying = self._range_reads()
+        try:
+            return super().upload_part_copy()
+        finally:
+            self._copying = False
+
+    def key_response(self, request: Any, full_url: str, headers: dict[str, Any]) -> Any:
+        status, response_headers, body = super().key_response(request, full_url, headers)
+        if isinstance(body, _RangeView):  # moto answered 200 with the value unsliced
+            body = body.whole()
+        return status, response_headers, body
+
+
+def create_app(service: str) -> Flask:
+    """moto's backend app for ``service``, S3 answered by :class:`RangeReadingS3Response`.
+
+    moto's S3 routes call ``S3Response``'s dispatch class methods (``key_dispatch`` ...); the
+    same class methods of the subclass make the subclass answer.
+    """
+    app = create_backend_app(service)  # type: ignore[arg-type]
+    for endpoint, view in list(app.view_functions.items()):
+        callback = getattr(view, "callback", None)
+        if getattr(callback, "__self__", None) is S3Response:
+            handler = getattr(RangeReadingS3Response, callback.__name__)  # type: ignore[union-attr]
+            app.view_functions[endpoint] = convert_to_flask_response(handler)
+    return app
+
+
 def _refuse(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response(
         "403 Forbidden",
@@ -244,10 +409,13 @@ class RequesterPaysMiddleware:
 
     ``read_only`` (test infrastructure) holds buckets whose writes are refused, standing in for
     an IAM or bucket policy without ``s3:PutObject``, which moto does not enforce.
+    ``range_reads`` switches :class:`RangeReadingS3Response`'s shim on (it is off for an app
+    that is plain moto).
     """
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, range_reads: bool = True) -> None:
         self.app = app
+        self.range_reads = range_reads
         self.refused = 0
         self.requester_pays: set[str] = set()
         self.read_only: set[str] = set()
@@ -298,6 +466,7 @@ class RequesterPaysMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         key = (bucket_of(environ) or "", operation_of(environ))
         self.traffic.add(key, requests=1)
+        environ[RANGE_READS] = self.range_reads
         if "wsgi.input" in environ:
             environ["wsgi.input"] = _CountingInput(
                 environ["wsgi.input"], lambda n: self.traffic.add(key, received=n)
@@ -312,12 +481,25 @@ class LocalS3Server(WsgiService):
     Use as a context manager; ``endpoint_url`` is what boto3 (``AWS_ENDPOINT_URL_S3``) needs.
     ``traffic`` counts body bytes per bucket and operation; ``set_read_only`` makes a bucket
     refuse writes (both are test infrastructure, see the module docstring).
+    ``range_reads=False`` (or setting :attr:`range_reads` later) serves ranges as moto does,
+    reading the whole object each time.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, range_reads: bool = True) -> None:
         self.host = host
         self.port = port
-        self.middleware = RequesterPaysMiddleware(DomainDispatcherApplication(create_backend_app))
+        self.middleware = RequesterPaysMiddleware(
+            DomainDispatcherApplication(create_app), range_reads
+        )
+
+    @property
+    def range_reads(self) -> bool:
+        """Ranged GETs and UploadPartCopy read only their range (True) or, as moto, all."""
+        return self.middleware.range_reads
+
+    @range_reads.setter
+    def range_reads(self, value: bool) -> None:
+        self.middleware.range_reads = value
 
     @property
     def traffic(self) -> TrafficCounter:

@@ -23,6 +23,9 @@ from eopack.transfer import TransferConfig, download_file, finished_file, resuma
 log = logging.getLogger(__name__)
 
 PRODUCT_INFO = "productInfo.json"
+#: How :func:`rebuild_safe` downloads by default: no MD5 of the downloads, since the workflow's
+#: verify step hashes every file against ``manifest.safe`` anyway (see ``TransferConfig.md5``).
+SAFE_TRANSFER = TransferConfig(md5=False)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def rebuild_safe(
     dest: str | Path,
     max_workers: int = 8,
     transfer: TransferConfig | None = None,
-) -> dict[str, tuple[int, str]]:
+) -> dict[str, tuple[int, str | None]]:
     """Fetch every file of the product into ``dest`` (``{id}.SAFE``) under its ESA name.
 
     Files go to a hidden sibling folder first, renamed to ``dest`` only when all arrived, so
@@ -95,9 +98,12 @@ def rebuild_safe(
     failure or a kill: the next run skips the files it holds and resumes the partial ones.
     Large files come as ranged parts from one pool of ``max_workers`` shared by all files, so
     at most 2 x ``max_workers`` requests are in flight (the client pool ``rebuild_product``
-    makes). Returns SAFE path -> (size, md5) of every file.
+    makes). Returns SAFE path -> (size, md5) of every file. The md5 is None unless
+    ``transfer.md5``: the default, :data:`SAFE_TRANSFER`, leaves the integrity check to the
+    verify step against ``manifest.safe`` (a given ``TransferConfig`` hashes by default).
     """
     dest = Path(dest)
+    transfer = transfer or SAFE_TRANSFER
     info = fetch_product_info(client, bucket, prefix, product_id)
     staging = dest.parent / f".{dest.name}.part"
     staging.mkdir(parents=True, exist_ok=True)
@@ -105,7 +111,7 @@ def rebuild_safe(
     total = len(items)
     log.info("%s: %d files in s3://%s/%s/", product_id, total, bucket.name, prefix)
 
-    def fetch(numbered: tuple[int, tuple[str, str]]) -> tuple[str, tuple[int, str]]:
+    def fetch(numbered: tuple[int, tuple[str, str]]) -> tuple[str, tuple[int, str | None]]:
         number, (safe_path, key) = numbered
         target = staging / safe_path
         done = target.is_file()  # renamed from .part, so complete
@@ -114,7 +120,7 @@ def rebuild_safe(
         note = " (already complete)" if done else note
         log.info("Copying item %d of %d: %s <- %s%s", number, total, safe_path, key, note)
         if done:
-            return safe_path, finished_file(target)
+            return safe_path, finished_file(target, transfer.md5)
         result = download_file(client, bucket, f"{prefix}/{key}", target, transfer, parts)
         return safe_path, result
 
@@ -152,11 +158,17 @@ def rebuild_product(
     sources: dict[str, Any],
     dest: str | Path,
     max_workers: int = 8,
-) -> dict[str, tuple[int, str]]:
-    """Rebuild the SAFE of a searched product from the bucket and prefix its manifest names."""
+) -> dict[str, tuple[int, str | None]]:
+    """Rebuild the SAFE of a searched product from the bucket and prefix its manifest names.
+
+    The workflow's path (``scripts/rebuild_safe.py``): :data:`SAFE_TRANSFER`, no MD5 of the
+    downloads, as ``verify_safe`` hashes every file against ``manifest.safe`` next.
+    """
     from eopack.s3 import make_client, source_bucket
 
     product = find_product(products_file, product_id)
     bucket = source_bucket(sources, product.bucket)
     client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
-    return rebuild_safe(client, bucket, product.prefix, product_id, dest, max_workers)
+    return rebuild_safe(
+        client, bucket, product.prefix, product_id, dest, max_workers, SAFE_TRANSFER
+    )

