@@ -1,4 +1,4 @@
-# eopack: Earth-observation open data on AWS -> verified SAFE zips (and, next, ML datasets).
+# eopack: Earth-observation open data on AWS -> verified SAFE zips and BigEarthNet datasets.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -17,6 +17,7 @@ include: "rules/search.smk"
 include: "rules/safe.smk"
 include: "rules/archive.smk"
 include: "rules/deliver.smk"
+include: "rules/bigearthnet.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         "results/search/products.geojson",
         "results/plan.tsv",
         product_targets,
+        bigearthnet_targets,

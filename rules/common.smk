@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from eopack.aoi import discover_aois, load_aoi
+from eopack.bigearthnet.source import ARCHIVES, archive_name, prepare_inputs
 from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
@@ -68,3 +69,76 @@ def product_targets(wildcards):
         return [f"{ZIP_DIR}/{pid}.zip" for pid in ids]
     kinds = ("zip", "safe") if config["destination"]["copy_safe"] else ("zip",)
     return [f"results/deliver/{pid}.{kind}.json" for pid in ids for kind in kinds]
+
+
+# --- BigEarthNet (rules/bigearthnet.smk) ---------------------------------------------------
+
+BIGEARTHNET_ARCHIVES = ARCHIVES
+BIGEARTHNET_RESOURCES = "resources/bigearthnet"
+BIGEARTHNET_RESULTS = "results/bigearthnet"
+# {dataset} wildcard of bigearthnet_{dataset}.zip -> the PNG folder it holds.
+BIGEARTHNET_ZIP_FOLDERS = {"pngs": "rgb", "mask_pngs": "mask"}
+
+
+def bigearthnet_setup(cfg):
+    """Source, selection, local metadata and S2 products (None: bigearthnet is disabled)."""
+    if not cfg["enabled"]:
+        return None
+    try:
+        return prepare_inputs(cfg, BIGEARTHNET_RESOURCES)
+    except EopackError as err:
+        sys.exit(f"eopack: {err}")
+
+
+def bigearthnet_md5(archive):
+    return BIGEARTHNET.source.md5(archive_name(archive))
+
+
+def bigearthnet_extract_bands(archive):
+    """The S2 bands extracted: the RGB ones plus bigearthnet.extract_bands (none for maps)."""
+    if archive == "Reference_Maps":
+        return []
+    cfg = config["bigearthnet"]
+    return sorted({*cfg["rgb_bands"], *cfg["extract_bands"]})
+
+
+def bigearthnet_metadata(wildcards):
+    return [str(path) for path in BIGEARTHNET.metadata]
+
+
+def bigearthnet_reports(wildcards):
+    return [
+        f"{BIGEARTHNET_RESOURCES}/rendered/{product}.tsv"
+        for product in BIGEARTHNET.products
+    ]
+
+
+def bigearthnet_png_folders(wildcards):
+    folder = BIGEARTHNET_ZIP_FOLDERS[wildcards.dataset]
+    return [
+        f"{BIGEARTHNET_RESULTS}/{folder}/{product}" for product in BIGEARTHNET.products
+    ]
+
+
+def bigearthnet_dataset_files(wildcards):
+    """Everything SHA256SUMS lists: the dataset zips, index, skipped list, class table."""
+    names = [f"bigearthnet_{dataset}.zip" for dataset in BIGEARTHNET_ZIP_FOLDERS]
+    names += ["index.csv", "skipped.tsv", "classes.json"]
+    return [f"{BIGEARTHNET_RESULTS}/{name}" for name in names]
+
+
+def bigearthnet_targets(wildcards):
+    """The BigEarthNet outputs of `all` (none when bigearthnet.enabled is false)."""
+    if BIGEARTHNET is None:
+        return []
+    return [*bigearthnet_dataset_files(wildcards), f"{BIGEARTHNET_RESULTS}/SHA256SUMS"]
+
+
+def bigearthnet_requested(wildcards):
+    """Target `bigearthnet`: its outputs, or a clear error when it is switched off."""
+    if BIGEARTHNET is None:
+        raise WorkflowError(
+            "eopack: bigearthnet.enabled is false in the config; set it to true to build "
+            "the BigEarthNet datasets (the real release is ~60 GB to download)"
+        )
+    return bigearthnet_targets(wildcards)

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 
+from eopack.demo.benworld import BenWorld, build_benworld
 from eopack.demo.opticalworld import build_optical_items
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s3server import LocalS3Server
@@ -22,6 +23,9 @@ DEMO_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "eopack-demo-secret",
     "AWS_DEFAULT_REGION": "eu-central-1",
 }
+#: The mini BigEarthNet release (a Zenodo-like flat folder) on the local S3 server.
+BIGEARTHNET_BUCKET = "eopack-demo-bigearthnet"
+BIGEARTHNET_PREFIX = "zenodo"
 
 
 class DemoWorld(Service):
@@ -33,6 +37,7 @@ class DemoWorld(Service):
         self.stac: StacServer | None = None
         self.products: list[DemoProduct] = []
         self.optical_items: list[dict[str, Any]] = []  # S2 L1C/L2A and Landsat search records
+        self.benworld: BenWorld | None = None  # the mini BigEarthNet (3 products x 40 patches)
         self._saved_env: dict[str, str | None] = {}
 
     def env(self) -> dict[str, str]:
@@ -57,6 +62,8 @@ class DemoWorld(Service):
         items = self.state_dir / "stac-items.json"
         write_stac_items(self.products, items, extra_items=self.optical_items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
+        self.benworld = build_benworld(self.state_dir / "bigearthnet", s1=False)
+        seed_bigearthnet_bucket(client, self.benworld)
         return self
 
     def client(self) -> Any:
@@ -69,7 +76,29 @@ class DemoWorld(Service):
             aws_secret_access_key=DEMO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
+    @property
+    def bigearthnet_uri(self) -> str:
+        """The mini release's folder, as config/demo.yaml's ``bigearthnet.source`` names it."""
+        return f"s3://{BIGEARTHNET_BUCKET}/{BIGEARTHNET_PREFIX}"
+
     def stop(self) -> None:
         if self.stac is not None:
             self.stac.stop()
         self.s3.stop()
+
+
+def seed_bigearthnet_bucket(
+    s3_client: Any,
+    world: BenWorld,
+    bucket: str = BIGEARTHNET_BUCKET,
+    prefix: str = BIGEARTHNET_PREFIX,
+) -> None:
+    """Upload the mini release (archives, metadata parquets, hashes.txt) as a flat folder.
+
+    A plain bucket (not requester pays), like a mirror of the Zenodo record.
+    """
+    s3_client.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    for name, path in sorted(world.files.items()):
+        s3_client.upload_file(str(path), bucket, f"{prefix}/{name}")

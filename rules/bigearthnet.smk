@@ -1,0 +1,121 @@
+# BigEarthNet v2 -> RGB and class-mask PNG datasets (results/bigearthnet/). The S2 product
+# folders (one render job each) come from the metadata, read while the DAG is built.
+
+BIGEARTHNET = bigearthnet_setup(config["bigearthnet"])
+
+
+wildcard_constraints:
+    archive="|".join(BIGEARTHNET_ARCHIVES),
+    s2_product=r"[A-Za-z0-9_]+",
+    dataset="pngs|mask_pngs",
+
+
+rule bigearthnet_fetch:
+    output:
+        "resources/bigearthnet/{archive}.tar.zst",
+    log:
+        "logs/bigearthnet/fetch/{archive}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        s3_transfers=1,
+    params:
+        # The md5 says which file it is; the source is read from config, so that moving to
+        # a mirror does not fetch 59 GB again.
+        md5=lambda w: bigearthnet_md5(w.archive),
+    script:
+        "../scripts/bigearthnet_fetch.py"
+
+
+rule bigearthnet_extract:
+    input:
+        "resources/bigearthnet/{archive}.tar.zst",
+    output:
+        directory("resources/bigearthnet/extracted/{archive}"),
+    log:
+        "logs/bigearthnet/extract/{archive}.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        bands=lambda w: bigearthnet_extract_bands(w.archive),
+    script:
+        "../scripts/bigearthnet_extract.py"
+
+
+rule bigearthnet_render:
+    input:
+        s2="resources/bigearthnet/extracted/BigEarthNet-S2",
+        maps="resources/bigearthnet/extracted/Reference_Maps",
+        metadata=bigearthnet_metadata,
+    output:
+        rgb=directory("results/bigearthnet/rgb/{s2_product}"),
+        mask=directory("results/bigearthnet/mask/{s2_product}"),
+        report="resources/bigearthnet/rendered/{s2_product}.tsv",
+    log:
+        "logs/bigearthnet/render/{s2_product}.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        selection=lambda w: BIGEARTHNET.selection.as_params(),
+        bands=config["bigearthnet"]["rgb_bands"],
+        stretch=config["bigearthnet"]["stretch"],
+    script:
+        "../scripts/bigearthnet_render.py"
+
+
+rule bigearthnet_index:
+    input:
+        reports=bigearthnet_reports,
+    output:
+        index="results/bigearthnet/index.csv",
+        skipped="results/bigearthnet/skipped.tsv",
+    log:
+        "logs/bigearthnet/index.log",
+    conda:
+        "../envs/eopack.yaml"
+    script:
+        "../scripts/bigearthnet_index.py"
+
+
+rule bigearthnet_classes:
+    output:
+        "results/bigearthnet/classes.json",
+    log:
+        "logs/bigearthnet/classes.log",
+    conda:
+        "../envs/eopack.yaml"
+    script:
+        "../scripts/bigearthnet_classes.py"
+
+
+rule bigearthnet_zip:
+    input:
+        bigearthnet_png_folders,
+    output:
+        "results/bigearthnet/bigearthnet_{dataset}.zip",
+    log:
+        "logs/bigearthnet/zip_{dataset}.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        folder=lambda w: BIGEARTHNET_ZIP_FOLDERS[w.dataset],
+    script:
+        "../scripts/bigearthnet_zip.py"
+
+
+rule bigearthnet_sha256sums:
+    input:
+        bigearthnet_dataset_files,
+    output:
+        "results/bigearthnet/SHA256SUMS",
+    log:
+        "logs/bigearthnet/sha256sums.log",
+    conda:
+        "../envs/eopack.yaml"
+    script:
+        "../scripts/bigearthnet_sha256sums.py"
+
+
+rule bigearthnet:
+    input:
+        bigearthnet_requested,

@@ -1,0 +1,22 @@
+"""Snakemake adapter: per-product render reports -> index.csv and skipped.tsv."""
+
+import logging
+
+from eopack.bigearthnet.index import write_index
+from eopack.jobs import run_job
+
+
+def index(reports, index_path, skipped_path):
+    indexed, skipped = write_index(reports, index_path, skipped_path)
+    logging.getLogger("eopack").info(
+        "%s: %d patches; %s: %d skipped", index_path, indexed, skipped_path, skipped
+    )
+
+
+run_job(
+    snakemake.log[0],
+    index,
+    list(snakemake.input.reports),
+    snakemake.output.index,
+    snakemake.output.skipped,
+)

@@ -1,0 +1,291 @@
+"""Which BigEarthNet patches make the dataset, and its index: metadata parquet -> ``index.csv``.
+
+The release lists every patch in two parquet files: ``metadata.parquet`` (patches without
+seasonal snow, cloud or shadow) and ``metadata_for_patches_with_snow_cloud_or_shadow.parquet``
+(the others, each flagged ``contains_seasonal_snow`` and/or ``contains_cloud_or_shadow``).
+A :class:`Selection` keeps the patches of the wanted splits; a flagged patch is kept only when
+every flag it carries is switched on (``include_snow``, ``include_cloud``).
+
+A patch's S2 product folder is its id minus the last two ``_`` fields (the patch's column and
+row). The product list is computed with Arrow kernels over the id column: the 549,488 real
+patches take well under a second, so Snakemake can build its DAG straight from the metadata.
+
+Rendering writes one *report* per product (:func:`write_report`): a TSV with one row per
+selected patch, ``ok`` or ``skipped`` with the reason. :func:`write_index` joins the reports
+into ``index.csv`` (rendered patches) and ``skipped.tsv`` (the others, with their reasons).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from eopack.errors import EopackError
+from eopack.fsutil import atomic_write_bytes
+
+__all__ = [
+    "INDEX_COLUMNS",
+    "METADATA",
+    "REPORT_COLUMNS",
+    "SKIPPED_COLUMNS",
+    "SNOW_CLOUD_METADATA",
+    "SPLITS",
+    "Patch",
+    "ReportRow",
+    "Selection",
+    "list_products",
+    "read_patches",
+    "read_report",
+    "s2_product",
+    "write_index",
+    "write_report",
+]
+
+METADATA = "metadata.parquet"
+SNOW_CLOUD_METADATA = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
+SPLITS = ("train", "validation", "test")
+LABEL_SEPARATOR = ";"  # class names contain commas, never semicolons
+INDEX_COLUMNS = ("patch_id", "split", "s2_product", "labels", "rgb", "mask")
+SKIPPED_COLUMNS = ("patch_id", "split", "s2_product", "reason")
+REPORT_COLUMNS = ("patch_id", "split", "labels", "status", "reason")
+_COLUMNS = ("patch_id", "labels", "split", "contains_seasonal_snow", "contains_cloud_or_shadow")
+_PRODUCT_SUFFIX = r"_[^_]*_[^_]*$"
+
+
+def s2_product(patch_id: str) -> str:
+    """The S2 product folder of a patch: its id minus the last two ``_`` fields."""
+    parts = patch_id.rsplit("_", 2)
+    if len(parts) != 3 or not all(parts):
+        raise EopackError(f"patch id {patch_id!r} is not <S2 product>_<column>_<row>")
+    return parts[0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which metadata rows are part of the dataset."""
+
+    splits: tuple[str, ...] = SPLITS
+    include_snow: bool = False
+    include_cloud: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> Selection:
+        """From the workflow's ``bigearthnet`` section (keys splits, include_snow/cloud)."""
+        return cls(
+            tuple(cfg.get("splits", SPLITS)),
+            bool(cfg.get("include_snow", False)),
+            bool(cfg.get("include_cloud", False)),
+        )
+
+    @property
+    def needs_snow_cloud_file(self) -> bool:
+        """Whether any row of the snow/cloud parquet can be selected."""
+        return self.include_snow or self.include_cloud
+
+    def metadata_files(self) -> tuple[str, ...]:
+        """The metadata parquet files this selection reads."""
+        return (METADATA, SNOW_CLOUD_METADATA) if self.needs_snow_cloud_file else (METADATA,)
+
+    def as_params(self) -> dict[str, Any]:
+        """A plain dict (Snakemake params: a change re-runs the rendering)."""
+        return {
+            "splits": list(self.splits),
+            "include_snow": self.include_snow,
+            "include_cloud": self.include_cloud,
+        }
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One selected metadata row."""
+
+    patch_id: str
+    split: str
+    labels: tuple[str, ...]
+
+    @property
+    def s2_product(self) -> str:
+        return s2_product(self.patch_id)
+
+
+def _read(path: Path, columns: Sequence[str], product: str | None) -> pa.Table:
+    filters = None
+    if product is not None:
+        # ids are "<product>_<col>_<row>"; '`' is the character after '_': a prefix range
+        # that lets Arrow skip row groups by their statistics.
+        filters = [("patch_id", ">=", f"{product}_"), ("patch_id", "<", f"{product}`")]
+    try:
+        table = pq.read_table(path, columns=list(columns), filters=filters)
+    except (OSError, pa.ArrowException) as exc:
+        raise EopackError(f"{path}: not a readable BigEarthNet metadata parquet ({exc})") from None
+    return table
+
+
+def _selected(table: pa.Table, selection: Selection, path: Path) -> pa.Table:
+    """Rows of the wanted splits whose snow/cloud flags are all switched on."""
+    splits = set(pc.unique(table["split"]).to_pylist())
+    unknown = sorted(str(s) for s in splits - set(SPLITS))
+    if unknown:
+        raise EopackError(
+            f"{path}: unknown split(s) {', '.join(unknown)} (expected {', '.join(SPLITS)})"
+        )
+    keep = pc.is_in(table["split"], value_set=pa.array(list(selection.splits), pa.string()))
+    if not selection.include_snow:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(table["contains_seasonal_snow"], False)))
+    if not selection.include_cloud:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(table["contains_cloud_or_shadow"], False)))
+    return table.filter(pc.fill_null(keep, False))
+
+
+def _check_columns(path: Path, columns: Sequence[str]) -> None:
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowException) as exc:
+        raise EopackError(f"{path}: not a readable BigEarthNet metadata parquet ({exc})") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise EopackError(
+            f"{path}: no column(s) {', '.join(missing)}; is it BigEarthNet v2 metadata?"
+        )
+
+
+def list_products(paths: Iterable[str | Path], selection: Selection) -> list[str]:
+    """Sorted S2 product folders that hold at least one selected patch."""
+    products: set[str] = set()
+    columns = [c for c in _COLUMNS if c != "labels"]
+    for path in map(Path, paths):
+        _check_columns(path, _COLUMNS)
+        table = _selected(_read(path, columns, None), selection, path)
+        ids = table["patch_id"]
+        if ids.null_count:
+            raise EopackError(f"{path}: a row has no patch_id")
+        folders = pc.replace_substring_regex(ids, pattern=_PRODUCT_SUFFIX, replacement="")
+        bad = pc.equal(folders, ids)  # no two trailing fields to strip
+        if pc.any(bad).as_py():
+            first = ids.filter(bad)[0].as_py()
+            raise EopackError(f"{path}: patch id {first!r} is not <S2 product>_<column>_<row>")
+        products.update(pc.unique(folders).to_pylist())
+    return sorted(products)
+
+
+def read_patches(
+    paths: Iterable[str | Path], selection: Selection, product: str | None = None
+) -> list[Patch]:
+    """Selected patches (of one S2 product if given), sorted by id; duplicates are an error."""
+    out: list[Patch] = []
+    for path in map(Path, paths):
+        _check_columns(path, _COLUMNS)
+        table = _selected(_read(path, _COLUMNS, product), selection, path)
+        for pid, split, labels in zip(
+            table["patch_id"].to_pylist(),
+            table["split"].to_pylist(),
+            table["labels"].to_pylist(),
+            strict=True,
+        ):
+            if product is not None and s2_product(pid) != product:
+                continue  # the prefix range also holds a product whose name extends this one
+            out.append(Patch(pid, split, tuple(labels or ())))
+    out.sort(key=lambda p: p.patch_id)
+    for a, b in pairwise(out):
+        if a.patch_id == b.patch_id:
+            raise EopackError(f"patch {a.patch_id} is listed twice in the metadata")
+    return out
+
+
+# --- per-product reports, index.csv, skipped.tsv ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One selected patch after rendering: ``ok``, or ``skipped`` with the reason."""
+
+    patch_id: str
+    split: str
+    labels: tuple[str, ...]
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+def _tsv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def write_report(path: str | Path, rows: Iterable[ReportRow]) -> None:
+    """A product's render report (TSV, atomic)."""
+    body = (
+        (
+            r.patch_id,
+            r.split,
+            LABEL_SEPARATOR.join(r.labels),
+            "ok" if r.ok else "skipped",
+            r.reason,
+        )
+        for r in rows
+    )
+    atomic_write_bytes(path, _tsv(REPORT_COLUMNS, body))
+
+
+def read_report(path: str | Path) -> list[ReportRow]:
+    """The rows of a render report written by :func:`write_report`."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if tuple(header or ()) != REPORT_COLUMNS:
+            raise EopackError(f"{path}: not a render report (header {header})")
+        rows = []
+        for pid, split, labels, status, reason in reader:
+            if (status == "ok") == bool(reason) or status not in ("ok", "skipped"):
+                raise EopackError(f"{path}: bad row for {pid}")
+            names = tuple(labels.split(LABEL_SEPARATOR)) if labels else ()
+            rows.append(ReportRow(pid, split, names, reason))
+    return rows
+
+
+def write_index(
+    reports: Iterable[str | Path], index_path: str | Path, skipped_path: str | Path
+) -> tuple[int, int]:
+    """``index.csv`` (rendered patches) and ``skipped.tsv`` from the per-product reports.
+
+    Paths in the index are relative to its folder (``rgb/<product>/<id>.png``,
+    ``mask/<product>/<id>.png``), as the dataset zips hold them. Both files are sorted by
+    patch id and written atomically. Returns (indexed, skipped) counts.
+    """
+    rows = sorted((r for path in reports for r in read_report(path)), key=lambda r: r.patch_id)
+    index = io.StringIO()
+    writer = csv.writer(index, lineterminator="\n")
+    writer.writerow(INDEX_COLUMNS)
+    skipped = []
+    for r in rows:
+        product = s2_product(r.patch_id)
+        if r.ok:
+            writer.writerow(
+                (
+                    r.patch_id,
+                    r.split,
+                    product,
+                    LABEL_SEPARATOR.join(r.labels),
+                    f"rgb/{product}/{r.patch_id}.png",
+                    f"mask/{product}/{r.patch_id}.png",
+                )
+            )
+        else:
+            skipped.append((r.patch_id, r.split, product, r.reason))
+    atomic_write_bytes(index_path, index.getvalue().encode("utf-8"))
+    atomic_write_bytes(skipped_path, _tsv(SKIPPED_COLUMNS, skipped))
+    return len(rows) - len(skipped), len(skipped)

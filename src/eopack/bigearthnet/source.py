@@ -1,0 +1,171 @@
+"""Where the BigEarthNet v2 release files come from, their md5s, and what the DAG needs first.
+
+The release (Zenodo record 10891137) is a flat folder of files: the ``.tar.zst`` archives, the
+two metadata parquet files and ``hashes.txt`` (md5 of every file). ``bigearthnet.source`` is
+that folder: the Zenodo files URL, an ``s3://bucket/prefix`` mirror or a local folder
+(:func:`eopack.bigearthnet.fetch.source_uri` builds each file's URI).
+
+Every fetched file is md5-verified. The md5s come from ``bigearthnet.md5s`` (name -> md5, the
+published values are in ``config/config.yaml``) and/or from a hashes file
+(``bigearthnet.hashes``: a bare file name is looked up in the source folder, anything with a
+``/`` or a scheme is a URI or path of its own). The hashes file wins: Snakemake merges config
+files key by key, so the real release's ``md5s`` of ``config/config.yaml`` are still there when
+another config file points at another release's hashes file; ``md5s`` only fill in names the
+file does not list. A file without an md5 is an error: nothing is downloaded unverified (only
+the hashes file itself, fetched once into ``resources/bigearthnet/hashes.txt`` and again when
+its URI changes).
+
+:func:`prepare_inputs` runs while Snakemake builds the DAG: the S2 product folders, one render
+job each, come from the metadata, so the metadata parquet files (4 MB) are fetched then, not by
+a job (no checkpoint needed). fetch's md5 stamp spares re-reading them on later runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eopack.bigearthnet.fetch import ZENODO_FILES, fetch, parse_hashes, source_uri
+from eopack.bigearthnet.index import Selection, list_products
+from eopack.bigearthnet.render import Stretch
+from eopack.errors import EopackError
+
+__all__ = [
+    "ARCHIVES",
+    "ZENODO_FILES",
+    "DatasetInputs",
+    "Source",
+    "archive_name",
+    "fetch_release_file",
+    "fetch_verified",
+    "load_source",
+    "prepare_inputs",
+]
+
+log = logging.getLogger(__name__)
+
+#: Archives the dataset is rendered from; each one's single top folder has the archive's stem.
+ARCHIVES = ("BigEarthNet-S2", "Reference_Maps")
+HASHES_CACHE = "hashes.txt"
+
+
+def archive_name(stem: str) -> str:
+    """``BigEarthNet-S2`` -> ``BigEarthNet-S2.tar.zst``."""
+    return f"{stem}.tar.zst"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The release folder and the md5 of each of its files."""
+
+    base: str
+    md5s: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 60.0
+    retries: int = 5
+
+    def uri(self, name: str) -> str:
+        """URI (or local path) of release file ``name``."""
+        return source_uri(self.base, name)
+
+    def md5(self, name: str) -> str:
+        """The expected md5 of ``name``; a file without one is an error."""
+        try:
+            return self.md5s[name]
+        except KeyError:
+            raise EopackError(
+                f"config: bigearthnet: no md5 for {name}; add it to bigearthnet.md5s or point "
+                "bigearthnet.hashes at the release's hashes.txt"
+            ) from None
+
+
+def _hashes_uri(base: str, hashes: str) -> str:
+    return hashes if ("://" in hashes or "/" in hashes) else source_uri(base, hashes)
+
+
+def _load_hashes(uri: str, resources: Path, timeout: float, retries: int) -> dict[str, str]:
+    """md5s listed in the hashes file at ``uri``, fetched once per URI into ``resources``."""
+    local = resources / HASHES_CACHE
+    stamp = resources / f"{HASHES_CACHE}.uri"
+    if not (local.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
+        local.unlink(missing_ok=True)
+        fetch(uri, local, None, timeout=timeout, retries=retries)
+        stamp.write_text(uri, encoding="utf-8")
+    try:
+        text = local.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EopackError(f"bigearthnet.hashes: cannot read {local} ({exc})") from None
+    return parse_hashes(text, f"bigearthnet.hashes ({uri})")
+
+
+def load_source(cfg: Mapping[str, Any], resources: str | Path) -> Source:
+    """The :class:`Source` of the ``bigearthnet`` config section (fetches a hashes file)."""
+    resources = Path(resources)
+    resources.mkdir(parents=True, exist_ok=True)
+    source = _configured(cfg, {})
+    md5s = {str(k): str(v).lower() for k, v in (cfg.get("md5s") or {}).items()}
+    if cfg.get("hashes"):
+        uri = _hashes_uri(source.base, cfg["hashes"])
+        md5s.update(_load_hashes(uri, resources, source.timeout, source.retries))
+    return _configured(cfg, md5s)
+
+
+def _configured(cfg: Mapping[str, Any], md5s: Mapping[str, str]) -> Source:
+    return Source(
+        str(cfg.get("source") or ZENODO_FILES),
+        md5s,
+        float(cfg.get("timeout_s", 60)),
+        int(cfg.get("retries", 5)),
+    )
+
+
+def fetch_release_file(cfg: Mapping[str, Any], name: str, md5: str, dest: str | Path) -> Path:
+    """Fetch release file ``name`` from the configured source to ``dest``, verified by ``md5``."""
+    return fetch_verified(_configured(cfg, {name: md5}), name, dest)
+
+
+def fetch_verified(source: Source, name: str, dest: str | Path) -> Path:
+    """``dest`` holding release file ``name`` with its md5 (nothing moves if it already does).
+
+    On an md5 mismatch nothing is left at ``dest`` (see :func:`eopack.bigearthnet.fetch.fetch`).
+    """
+    result = fetch(
+        source.uri(name), dest, source.md5(name), timeout=source.timeout, retries=source.retries
+    )
+    log.info("%s: %s (%d bytes, md5 %s)", name, result.action, result.size, result.md5)
+    return Path(dest)
+
+
+@dataclass(frozen=True)
+class DatasetInputs:
+    """What the workflow knows before any job runs: source, selection, metadata, products."""
+
+    source: Source
+    selection: Selection
+    metadata: tuple[Path, ...]  # local parquet files the selection reads
+    products: tuple[str, ...]  # S2 product folders with selected patches, sorted
+
+
+def prepare_inputs(cfg: Mapping[str, Any], resources: str | Path) -> DatasetInputs:
+    """Source, local (verified) metadata and S2 product list of the ``bigearthnet`` section."""
+    resources = Path(resources)
+    source = load_source(cfg, resources)
+    selection = Selection.from_config(cfg)
+    for stem in ARCHIVES:
+        source.md5(archive_name(stem))  # no md5, no download: say so before any job runs
+    try:
+        Stretch(**cfg.get("stretch", {}))
+    except (EopackError, TypeError) as exc:
+        raise EopackError(f"config: bigearthnet.stretch: {exc}") from None
+    metadata = tuple(
+        fetch_verified(source, name, resources / name) for name in selection.metadata_files()
+    )
+    products = tuple(list_products(metadata, selection))
+    if not products:
+        raise EopackError(
+            "bigearthnet: the metadata has no patch of splits "
+            f"{', '.join(selection.splits)} with these snow/cloud switches; nothing to render"
+        )
+    return DatasetInputs(source, selection, metadata, products)

@@ -1,0 +1,175 @@
+"""Patch selection and the dataset index, against the real BigEarthNet v2 metadata."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eopack.bigearthnet.index import (
+    METADATA,
+    SNOW_CLOUD_METADATA,
+    ReportRow,
+    Selection,
+    list_products,
+    read_patches,
+    read_report,
+    s2_product,
+    write_index,
+    write_report,
+)
+from eopack.demo.benworld import METADATA_SCHEMA
+from eopack.errors import EopackError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bigearthnet"
+REAL = (FIXTURES / METADATA, FIXTURES / SNOW_CLOUD_METADATA)
+PRODUCT = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+LONG_LABEL = (
+    "Land principally occupied by agriculture, with significant areas of natural vegetation"
+)
+
+
+def metadata(path: Path, rows: list[tuple[str, str, bool, bool]]) -> Path:
+    """A parquet in the real schema: (patch_id, split, snow, cloud) per row."""
+    table = pa.table(
+        {
+            "patch_id": [r[0] for r in rows],
+            "labels": [["Pastures", LONG_LABEL] for _ in rows],
+            "split": [r[1] for r in rows],
+            "country": ["Austria" for _ in rows],
+            "s1_name": ["x" for _ in rows],
+            "s2v1_name": ["x" for _ in rows],
+            "contains_seasonal_snow": [r[2] for r in rows],
+            "contains_cloud_or_shadow": [r[3] for r in rows],
+        },
+        schema=METADATA_SCHEMA,
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def test_s2_product_is_the_id_minus_two_fields():
+    assert s2_product(f"{PRODUCT}_26_57") == PRODUCT
+    with pytest.raises(EopackError, match="not <S2 product>_<column>_<row>"):
+        s2_product("no_fields")
+
+
+def test_real_metadata_has_115_products_listed_in_well_under_a_second():
+    started = time.monotonic()
+    products = list_products(REAL, Selection(include_snow=True, include_cloud=True))
+    assert time.monotonic() - started < 5
+    assert len(products) == 115 and products == sorted(products)
+    assert list_products(REAL[:1], Selection()) == products  # every folder has clear patches
+    assert PRODUCT in products
+
+
+def test_real_product_patches_are_its_rows_sorted():
+    table = pq.read_table(REAL[0], columns=["patch_id", "split", "labels"]).to_pylist()
+    expected = sorted(
+        (r["patch_id"], r["split"], tuple(r["labels"]))
+        for r in table
+        if r["patch_id"].startswith(f"{PRODUCT}_")
+    )
+    patches = read_patches(REAL[:1], Selection(), PRODUCT)
+    assert [(p.patch_id, p.split, p.labels) for p in patches] == expected
+    assert {p.s2_product for p in patches} == {PRODUCT}
+    tests = read_patches(REAL[:1], Selection(splits=("test",)), PRODUCT)
+    assert [p.patch_id for p in tests] == [p.patch_id for p in patches if p.split == "test"]
+
+
+@pytest.mark.parametrize(
+    ("snow", "cloud", "kept"),
+    [
+        (False, False, {"a_1_1"}),
+        (True, False, {"a_1_1", "a_1_2"}),
+        (False, True, {"a_1_1", "a_1_3"}),
+        (True, True, {"a_1_1", "a_1_2", "a_1_3", "a_1_4"}),
+    ],
+)
+def test_flagged_patches_need_every_switch_they_are_flagged_for(tmp_path, snow, cloud, kept):
+    clear = metadata(tmp_path / "m.parquet", [("a_1_1", "train", False, False)])
+    flagged = metadata(
+        tmp_path / "s.parquet",
+        [
+            ("a_1_2", "train", True, False),
+            ("a_1_3", "validation", False, True),
+            ("a_1_4", "test", True, True),
+        ],
+    )
+    got = read_patches([clear, flagged], Selection(include_snow=snow, include_cloud=cloud))
+    assert {p.patch_id for p in got} == kept
+    assert list_products([clear, flagged], Selection(include_snow=snow, include_cloud=cloud)) == [
+        "a"
+    ]
+
+
+def test_product_prefix_does_not_catch_a_longer_product_name(tmp_path):
+    path = metadata(
+        tmp_path / "m.parquet",
+        [("P_1_1", "train", False, False), ("P_X_1_1", "train", False, False)],
+    )
+    assert [p.patch_id for p in read_patches([path], Selection(), "P")] == ["P_1_1"]
+    assert list_products([path], Selection()) == ["P", "P_X"]
+
+
+def test_bad_metadata_is_an_error_naming_it(tmp_path):
+    dup = metadata(tmp_path / "a.parquet", [("a_1_1", "train", False, False)])
+    with pytest.raises(EopackError, match="a_1_1 is listed twice"):
+        read_patches([dup, dup], Selection())
+    odd = metadata(tmp_path / "b.parquet", [("a_1_1", "holdout", False, False)])
+    with pytest.raises(EopackError, match=r"unknown split.*holdout"):
+        list_products([odd], Selection())
+    short = metadata(tmp_path / "c.parquet", [("nofields", "train", False, False)])
+    with pytest.raises(EopackError, match="'nofields' is not"):
+        list_products([short], Selection())
+    pq.write_table(pa.table({"patch_id": ["a_1_1"]}), tmp_path / "d.parquet")
+    with pytest.raises(EopackError, match=r"d.parquet: no column\(s\) labels, split"):
+        list_products([tmp_path / "d.parquet"], Selection())
+    (tmp_path / "e.parquet").write_bytes(b"not parquet")
+    with pytest.raises(EopackError, match=r"e\.parquet: not a readable"):
+        list_products([tmp_path / "e.parquet"], Selection())
+
+
+def test_reports_round_trip_and_make_the_index_and_skip_list(tmp_path):
+    rows_b = [ReportRow("B_0_1", "test", ("Pastures",)), ReportRow("B_0_0", "train", (), "x y")]
+    rows_a = [ReportRow("A_1_2", "validation", ("Pastures", LONG_LABEL))]
+    write_report(tmp_path / "b.tsv", rows_b)
+    write_report(tmp_path / "a.tsv", rows_a)
+    assert read_report(tmp_path / "b.tsv") == rows_b
+    assert read_report(tmp_path / "a.tsv") == rows_a
+    counts = write_index(
+        [tmp_path / "b.tsv", tmp_path / "a.tsv"], tmp_path / "index.csv", tmp_path / "skipped.tsv"
+    )
+    assert counts == (2, 1)
+    with open(tmp_path / "index.csv", newline="", encoding="utf-8") as handle:
+        index = list(csv.DictReader(handle))
+    assert index == [
+        {
+            "patch_id": "A_1_2",
+            "split": "validation",
+            "s2_product": "A",
+            "labels": f"Pastures;{LONG_LABEL}",
+            "rgb": "rgb/A/A_1_2.png",
+            "mask": "mask/A/A_1_2.png",
+        },
+        {
+            "patch_id": "B_0_1",
+            "split": "test",
+            "s2_product": "B",
+            "labels": "Pastures",
+            "rgb": "rgb/B/B_0_1.png",
+            "mask": "mask/B/B_0_1.png",
+        },
+    ]
+    skipped = (tmp_path / "skipped.tsv").read_text(encoding="utf-8")
+    assert skipped == "patch_id\tsplit\ts2_product\treason\nB_0_0\ttrain\tB\tx y\n"
+
+
+def test_a_file_that_is_not_a_report_is_refused(tmp_path):
+    (tmp_path / "r.tsv").write_text("a\tb\n", encoding="utf-8")
+    with pytest.raises(EopackError, match="not a render report"):
+        read_report(tmp_path / "r.tsv")
