@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from eopack.errors import EopackError
 
 
 def _file_mode() -> int:
@@ -58,3 +62,20 @@ def write_if_changed(path: str | Path, data: bytes) -> bool:
 def write_json(path: str | Path, doc: Mapping[str, Any]) -> None:
     """Atomic JSON with sorted keys and a trailing newline: reports and receipts diff well."""
     atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+
+
+@contextmanager
+def locked_partial(path: Path, shown: str) -> Iterator[int]:
+    """Open (create) a ``.part`` file read/write and exclusively: two writers would interleave.
+
+    The lock goes with the descriptor, so the kernel releases it after a kill too.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EopackError(f"{shown}: {path} is being downloaded by another process") from None
+        yield fd
+    finally:
+        os.close(fd)

@@ -24,15 +24,12 @@ Sidecar (version 1)::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,7 @@ from botocore.exceptions import (
 )
 
 from eopack.errors import EopackError
+from eopack.fsutil import locked_partial
 from eopack.s3 import CHUNK, SourceBucket, describe_error
 
 log = logging.getLogger(__name__)
@@ -238,20 +236,6 @@ def _head(client: Any, bucket: SourceBucket, key: str) -> _Version:
                 raise detailed from None
         raise
     return _Version(int(response["ContentLength"]), str(response["ETag"]))
-
-
-@contextmanager
-def _locked_partial(path: Path, uri: str) -> Iterator[int]:
-    """Open (create) ``.part`` read/write and exclusively: two writers would interleave parts."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EopackError(f"{uri}: {path} is being downloaded by another process") from None
-        yield fd
-    finally:
-        os.close(fd)  # also releases the lock; the kernel does the same after a kill
 
 
 def _prepare(
@@ -481,7 +465,7 @@ def download_file(
     try:
         version = _head(client, bucket, key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with _locked_partial(partial_path(dest), uri) as fd:
+        with locked_partial(partial_path(dest), uri) as fd:
             try:
                 return _download_version(client, bucket, key, dest, fd, version, config, part_pool)
             except ObjectChanged:

@@ -30,7 +30,6 @@ Logs never show query strings (they may carry tokens), except Zenodo's ``downloa
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -38,8 +37,6 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +46,7 @@ import requests
 import urllib3
 
 from eopack.errors import EopackError
-from eopack.fsutil import new_temp, write_json
+from eopack.fsutil import locked_partial, new_temp, write_json
 from eopack.s3 import CHUNK, SourceBucket, make_client, parse_s3_uri
 from eopack.transfer import download_file, file_md5, partial_path, resumable_bytes, sidecar_path
 
@@ -357,20 +354,6 @@ def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
-@contextmanager
-def _locked(path: Path, shown: str) -> Iterator[int]:
-    """``.part`` opened read/write and locked: two writers would interleave their bytes."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EopackError(f"{shown}: {path} is being downloaded by another process") from None
-        yield fd
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class _Options:
     timeout: float
@@ -634,7 +617,7 @@ class _HttpDownload:
 def _fetch_http(url: str, dest: Path, expected: str | None, options: _Options) -> FetchResult:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with (
-        _locked(partial_path(dest), redact_uri(url)) as fd,
+        locked_partial(partial_path(dest), redact_uri(url)) as fd,
         requests.Session() as session,
     ):
         session.headers["User-Agent"] = "eopack (BigEarthNet fetch)"
