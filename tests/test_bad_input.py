@@ -194,7 +194,7 @@ CASES = [
     ),
     case(
         lambda s: s.config.update(date_range=[["2021-03-01", "2021-03-31"]]),
-        "eopack: config: unknown key 'date_range' (known keys: aoi_dir, date_ranges,",
+        "eopack: config: unknown key 'date_range' (known keys: aoi_dir, bigearthnet, date_ranges,",
         PRE,
         id="config-unknown-top-key",
     ),
