@@ -378,7 +378,7 @@ def _fetch_parts(
         for future in as_completed(futures):
             future.result()
             _record(fd, progress, dest, [futures[future]])
-    except BaseException:
+    except BaseException as exc:
         cancel.set()
         for future in futures:
             future.cancel()
@@ -390,6 +390,11 @@ def _fetch_parts(
         ]
         if finished:
             _record(fd, progress, dest, finished)
+        if isinstance(exc, _Cancelled):  # a part stopped by the failure may finish first
+            for future in futures:
+                cause = None if future.cancelled() else future.exception()
+                if cause is not None and not isinstance(cause, _Cancelled):
+                    raise cause from None
         raise
 
 
