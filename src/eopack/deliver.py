@@ -277,7 +277,7 @@ def _copy_source(source: SourceBucket, key: str, info: ObjectInfo) -> dict[str, 
     return {**args, **source.extra_args}
 
 
-def _abort(client: Any, bucket: str, key: str, upload_id: str) -> None:
+def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
     """Abort a multipart upload so no parts linger (and bill); failures only logged."""
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
@@ -321,7 +321,7 @@ def multipart_copy(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
     except BaseException:
-        _abort(client, bucket, key, upload_id)
+        abort_upload(client, bucket, key, upload_id)
         raise
     return len(ranges)
 

@@ -43,7 +43,7 @@ from botocore.exceptions import (
 )
 
 from eopack.archive import DeterministicZipWriter, safe_top, sensing_time
-from eopack.deliver import destination_error
+from eopack.deliver import abort_upload, destination_error
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, describe_error
 from eopack.safe.manifest import failure_line, parse_manifest_bytes
@@ -427,16 +427,14 @@ class _MultipartSink:
         """After a failure: no part left behind, no object left visible (errors only logged)."""
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)  # parts in flight finish first
+        if not self.completed:
+            if self.upload_id is not None:
+                abort_upload(self.client, self.bucket, self.key, self.upload_id)
+            return
         try:
-            if self.completed:
-                self.client.delete_object(Bucket=self.bucket, Key=self.key)
-            elif self.upload_id is not None:
-                self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-                )
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
         except (ClientError, BotoCoreError) as exc:
-            what = "delete the object" if self.completed else f"abort upload {self.upload_id}"
-            log.warning("%s: could not %s: %s", self.uri, what, exc)
+            log.warning("%s: could not delete the object: %s", self.uri, exc)
 
 
 # The whole stream
