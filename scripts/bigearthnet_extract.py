@@ -1,6 +1,6 @@
 """Snakemake adapter: a release archive -> resources/bigearthnet/extracted/{archive}/ (streamed)."""
 
-from eopack.bigearthnet.dataset import extract_dataset_archive
+from eopack.bigearthnet.extract import extract_dataset_archive
 from eopack.jobs import run_job
 
 run_job(

@@ -11,7 +11,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from eopack.bigearthnet.dataset import extract_dataset_archive, render_product
+from eopack.bigearthnet.dataset import render_product
+from eopack.bigearthnet.extract import extract_dataset_archive
 from eopack.bigearthnet.index import Selection, read_report
 from eopack.bigearthnet.render import Stretch
 from eopack.demo import benworld

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 import zstandard
 
 from eopack.bigearthnet.extract import (
+    CHUNK,
+    READ_AHEAD,
     ExtractStats,
     extract_archive,
     iter_members,
@@ -391,6 +394,31 @@ def test_bad_pax_size_is_an_error(size):
     raw = tar_bytes([info], fmt=tarfile.PAX_FORMAT)
     with pytest.raises(EopackError, match="bad PAX size"):
         list(iter_members(io.BytesIO(zst(raw)), lambda n: True))
+
+
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "zstd-read-ahead"]
+
+
+def test_read_ahead_thread_ends_with_the_walk_whatever_stops_it(tmp_path, small_archive):
+    """Decompression runs ahead in a thread; a finished, failed or abandoned walk stops it."""
+    raw, _ = small_archive
+    many = synthetic_s2(60)  # > READ_AHEAD + 1 chunks, so the thread fills its queue and waits
+    archive = write_archive(tmp_path / "BigEarthNet-S2.tar.zst", with_folders(many))
+    assert sum(map(len, many.values())) > (READ_AHEAD + 2) * CHUNK
+    walk = iter_members(archive, lambda name: True)
+    next(walk)
+    assert len(_read_ahead_threads()) == 1
+    walk.close()  # the consumer stops early while the thread blocks on a full queue
+    assert _read_ahead_threads() == []
+    assert dict(iter_members(archive, lambda name: True)) == many
+    assert _read_ahead_threads() == []
+    blob = bytearray(zst(raw))
+    blob[len(blob) // 2] ^= 0xFF
+    (tmp_path / "bad.tar.zst").write_bytes(bytes(blob))
+    with pytest.raises(EopackError, match="zstd decompression failed"):
+        list(iter_members(tmp_path / "bad.tar.zst", lambda name: True))
+    assert _read_ahead_threads() == []
 
 
 def test_oversized_wanted_member_is_refused(small_archive):

@@ -9,7 +9,7 @@ Layout under the dataset root (``results/bigearthnet``)::
     bigearthnet_pngs.zip, ...          eopack.bigearthnet.package (zips, SHA256SUMS)
 
 :func:`render_product` renders one S2 product folder, patch by patch (memory stays flat: one
-patch's files at a time), from the files :func:`extract_dataset_archive` extracted. Bad input:
+patch's files at a time), from the files ``extract.extract_dataset_archive`` extracted. Bad input:
 
 * a selected metadata row with no files in either archive -> counted skip
   (``no files in the archives``), logged and listed in the product's report;
@@ -27,15 +27,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from eopack.bigearthnet.extract import ExtractStats, extract_archive, member_filter
 from eopack.bigearthnet.index import ReportRow, Selection, read_patches, write_report
-from eopack.bigearthnet.png import encode_rgb
+from eopack.bigearthnet.png import deflate_version, encode_rgb
 from eopack.bigearthnet.render import (
     DEFAULT_STRETCH,
     REFERENCE_MAP,
@@ -47,12 +46,12 @@ from eopack.bigearthnet.render import (
     render_rgb,
 )
 from eopack.errors import EopackError
+from eopack.fsutil import read_small_file, write_new_file
 
 __all__ = [
     "BAND_SIDE",
     "PATCH_SIDE",
     "RenderStats",
-    "extract_dataset_archive",
     "render_product",
 ]
 
@@ -64,33 +63,7 @@ BAND_SIDE = {
     "B01": 20, "B02": 120, "B03": 120, "B04": 120, "B05": 60, "B06": 60,
     "B07": 60, "B08": 120, "B8A": 60, "B09": 20, "B11": 60, "B12": 60,
 }  # fmt: skip
-REFERENCE_MAPS_TOP = "Reference_Maps"
 NO_FILES = "no files in the archives"
-
-
-def extract_dataset_archive(
-    archive: str | Path, out_dir: str | Path, bands: Collection[str] = ()
-) -> ExtractStats:
-    """Extract what the dataset needs from one release archive into ``out_dir``.
-
-    ``out_dir``'s name is the archive's top folder (``BigEarthNet-S2``, ``Reference_Maps``):
-    only members under it are taken, so an archive cannot write next to it. From the reference
-    maps archive: the maps; from an S2 archive: ``bands``. All or nothing (see extract_archive).
-    """
-    out_dir = Path(out_dir)
-    maps = out_dir.name == REFERENCE_MAPS_TOP
-    chosen = () if maps else tuple(bands)
-    if not maps and not chosen:
-        raise EopackError(f"{archive}: no bands chosen to extract")
-    prefix = f"{out_dir.name}/"
-    inner = member_filter(chosen, reference_maps=maps)
-
-    def wanted(name: str) -> bool:
-        return name.startswith(prefix) and inner(name)
-
-    return extract_archive(
-        archive, out_dir.parent, wanted_bands=chosen, reference_maps=maps, wanted=wanted
-    )
 
 
 @dataclass
@@ -109,14 +82,6 @@ class RenderStats:
             f"{self.product}: {self.selected} patches selected, {self.rendered} rendered, "
             f"{skipped} skipped" + (f" ({reasons})" if reasons else "")
         )
-
-
-def _read_file(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -173,14 +138,15 @@ def render_product(
     rgb_dir, mask_dir = Path(rgb_dir), Path(mask_dir)
     rgb_dir.mkdir(parents=True, exist_ok=True)
     mask_dir.mkdir(parents=True, exist_ok=True)
+    rgb_folder, mask_folder = os.fspath(rgb_dir), os.fspath(mask_dir)
     s2_folder = os.path.join(os.fspath(s2_root), product)
     map_folder = os.path.join(os.fspath(maps_root), product)
     needed = list(dict.fromkeys(bands))
     rows: list[ReportRow] = []
     for patch in patches:
         pid = patch.patch_id
-        files = {b: _read_file(f"{s2_folder}/{pid}/{pid}_{b}.tif") for b in needed}
-        files[REFERENCE_MAP] = _read_file(f"{map_folder}/{pid}/{pid}_reference_map.tif")
+        files = {b: read_small_file(f"{s2_folder}/{pid}/{pid}_{b}.tif") for b in needed}
+        files[REFERENCE_MAP] = read_small_file(f"{map_folder}/{pid}/{pid}_reference_map.tif")
         missing = [k.replace("_", " ") for k, v in files.items() if v is None]
         if missing:
             reason = NO_FILES if len(missing) == len(files) else f"missing {', '.join(missing)}"
@@ -193,12 +159,10 @@ def render_product(
             mask = render_patch_mask(files, patch_id=pid)  # type: ignore[arg-type]
         except EopackError as exc:
             raise (exc if pid in str(exc) else EopackError(f"patch {pid}: {exc}")) from None
-        with open(rgb_dir / f"{pid}.png", "wb") as handle:
-            handle.write(rgb)
-        with open(mask_dir / f"{pid}.png", "wb") as handle:
-            handle.write(mask)
+        write_new_file(f"{rgb_folder}/{pid}.png", rgb)
+        write_new_file(f"{mask_folder}/{pid}.png", mask)
         stats.rendered += 1
         rows.append(ReportRow(pid, patch.split, patch.labels))
     write_report(report, rows)
-    log.info("%s", stats.summary())
+    log.info("%s (PNG deflate: %s)", stats.summary(), deflate_version())
     return stats
