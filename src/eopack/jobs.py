@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,18 @@ def run_job(log_file: str | Path | None, step: Callable[..., T], *args: Any, **k
     """Run ``step`` with logging to ``log_file``; an :class:`EopackError` exits 1 with its line."""
     log = setup_logging(log_file)
     try:
-        return step(*args, **kwargs)
+        result = step(*args, **kwargs)
     except EopackError as err:
         log.error("%s", err)
         logging.shutdown()
         sys.exit(f"eopack: {err}")
+    log.info("peak RSS %d MB", peak_rss_mb())
+    return result
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB).
+
+    Logged at the end of every job, so memory budgets (1 GB instances) can be checked per job.
+    """
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + 1023) // 1024
