@@ -29,8 +29,17 @@ def run_job(log_file: str | Path | None, step: Callable[..., T], *args: Any, **k
 
 
 def peak_rss_mb() -> int:
-    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB).
+    """This process's peak resident set size in MiB (``VmHWM``), logged at the end of every job
+    so memory budgets (1 GB instances) can be checked per job.
 
-    Logged at the end of every job, so memory budgets (1 GB instances) can be checked per job.
+    Not ``ru_maxrss``: Linux carries it over fork and exec, so a job started by Snakemake would
+    report at least Snakemake's own size. ``ru_maxrss`` is the fallback where /proc is missing.
     """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return (int(line.split()[1]) + 1023) // 1024
+    except OSError:
+        pass
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + 1023) // 1024

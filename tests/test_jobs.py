@@ -1,0 +1,40 @@
+"""eopack.jobs: the glue every Snakemake script adapter goes through."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from eopack.errors import EopackError
+from eopack.jobs import peak_rss_mb, run_job
+
+CHILD = "from eopack.jobs import peak_rss_mb; print(peak_rss_mb())"
+
+
+def test_job_log_ends_with_peak_rss_and_errors_exit_with_one_line(tmp_path):
+    log = tmp_path / "job.log"
+    assert run_job(log, lambda x: x * 2, 21) == 42
+    assert re.search(r"peak RSS \d+ MB$", log.read_text().splitlines()[-1])
+
+    def fail() -> None:
+        raise EopackError("bad.tif: not a GeoTIFF")
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(tmp_path / "fail.log", fail)
+    assert stop.value.code == "eopack: bad.tif: not a GeoTIFF"
+
+
+def test_peak_rss_is_the_jobs_own_not_inherited_from_a_big_parent():
+    """Linux carries ru_maxrss over fork and exec; a job started by a big Snakemake must not
+    report Snakemake's memory as its own."""
+    ballast = bytearray(400 << 20)  # the parent touches 400 MiB
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    assert peak_rss_mb() >= 400
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out) < 200, out
+    del ballast
