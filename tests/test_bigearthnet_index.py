@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+import tracemalloc
 from pathlib import Path
 
 import pyarrow as pa
@@ -173,3 +174,29 @@ def test_a_file_that_is_not_a_report_is_refused(tmp_path):
     (tmp_path / "r.tsv").write_text("a\tb\n", encoding="utf-8")
     with pytest.raises(EopackError, match="not a render report"):
         read_report(tmp_path / "r.tsv")
+
+
+def test_index_streams_one_report_at_a_time_and_is_globally_sorted(tmp_path):
+    """At the release's size (115 reports, 549,488 rows) the index job must not hold every row:
+    memory is one report's worth. Rows come out sorted by id across reports, as before."""
+    products = [f"S2A_MSIL2A_2017{m:02d}13T101031_N9999_R022_T33UUP" for m in range(12, 0, -1)]
+    reports = []
+    for product in products:
+        rows = [ReportRow(f"{product}_{x}_{y}", "train", ("Pastures",)) for x in (9, 10, 1)
+                for y in range(300)]  # fmt: skip
+        write_report(tmp_path / f"{product}.tsv", rows)
+        reports.append(tmp_path / f"{product}.tsv")
+    tracemalloc.start()
+    counts = write_index(reports, tmp_path / "index.csv", tmp_path / "skipped.tsv")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert counts == (len(products) * 900, 0)
+    with open(tmp_path / "index.csv", newline="", encoding="utf-8") as handle:
+        ids = [row["patch_id"] for row in csv.DictReader(handle)]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == counts[0]
+    tracemalloc.start()
+    every_row = [read_report(p) for p in reports]
+    _, all_at_once = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert sum(map(len, every_row)) == counts[0]
+    assert peak < all_at_once / 4, (peak, all_at_once)

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from eopack.errors import EopackError
 
@@ -32,20 +32,30 @@ def new_temp(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+@contextmanager
+def atomic_output(path: str | Path, text: bool = False) -> Iterator[IO[Any]]:
+    """A file object writing a hidden temporary sibling of ``path``; on a clean exit it is
+    flushed, fsynced and renamed to ``path``, on an error deleted (``path`` stays as it was)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with (
+            os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
+        ) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_output(path) as handle:
+        handle.write(data)
 
 
 def write_if_changed(path: str | Path, data: bytes) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eopack.errors import EopackError
-from eopack.fsutil import atomic_write_bytes
+from eopack.fsutil import atomic_output, atomic_write_bytes
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -265,27 +265,55 @@ def write_index(
     Paths in the index are relative to its folder (``rgb/<product>/<id>.png``,
     ``mask/<product>/<id>.png``), as the dataset zips hold them. Both files are sorted by
     patch id and written atomically. Returns (indexed, skipped) counts.
+
+    Streamed one report at a time, so memory does not grow with the dataset (549,488 rows):
+    a patch id starts with its product's name and all product names have the same length, so
+    sorting the reports by product and each report's rows by id sorts the whole index.
     """
-    rows = sorted((r for path in reports for r in read_report(path)), key=lambda r: r.patch_id)
-    index = io.StringIO()
-    writer = csv.writer(index, lineterminator="\n")
-    writer.writerow(INDEX_COLUMNS)
-    skipped = []
-    for r in rows:
-        product = s2_product(r.patch_id)
-        if r.ok:
-            writer.writerow(
-                (
-                    r.patch_id,
-                    r.split,
-                    product,
-                    LABEL_SEPARATOR.join(r.labels),
-                    f"rgb/{product}/{r.patch_id}.png",
-                    f"mask/{product}/{r.patch_id}.png",
-                )
-            )
-        else:
-            skipped.append((r.patch_id, r.split, product, r.reason))
-    atomic_write_bytes(index_path, index.getvalue().encode("utf-8"))
-    atomic_write_bytes(skipped_path, _tsv(SKIPPED_COLUMNS, skipped))
-    return len(rows) - len(skipped), len(skipped)
+    by_product = sorted((Path(p).stem, Path(p)) for p in reports)
+    if len({len(product) for product, _ in by_product}) > 1:  # not release names: sort all
+        by_product = [("", Path(p)) for _, p in by_product]
+    indexed = skipped = 0
+    with (
+        atomic_output(index_path, text=True) as index_file,
+        atomic_output(skipped_path, text=True) as skipped_file,
+    ):
+        index = csv.writer(index_file, lineterminator="\n")
+        index.writerow(INDEX_COLUMNS)
+        skips = csv.writer(
+            skipped_file, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL
+        )
+        skips.writerow(SKIPPED_COLUMNS)
+        for group in _report_groups(by_product):
+            for r in group:
+                product = s2_product(r.patch_id)
+                if r.ok:
+                    index.writerow(
+                        (
+                            r.patch_id,
+                            r.split,
+                            product,
+                            LABEL_SEPARATOR.join(r.labels),
+                            f"rgb/{product}/{r.patch_id}.png",
+                            f"mask/{product}/{r.patch_id}.png",
+                        )
+                    )
+                    indexed += 1
+                else:
+                    skips.writerow((r.patch_id, r.split, product, r.reason))
+                    skipped += 1
+    return indexed, skipped
+
+
+def _report_groups(by_product: Sequence[tuple[str, Path]]) -> Iterator[list[ReportRow]]:
+    """Rows to write, sorted by patch id: one report at a time, or all at once when the report
+    names are not equal-length product names (then a per-report order would not be global)."""
+    if by_product and by_product[0][0] == "":
+        yield sorted((r for _, p in by_product for r in read_report(p)), key=_patch_id)
+        return
+    for _, path in by_product:
+        yield sorted(read_report(path), key=_patch_id)
+
+
+def _patch_id(row: ReportRow) -> str:
+    return row.patch_id
