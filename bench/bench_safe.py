@@ -40,13 +40,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import add_run_options, find_tool, rotated, workspace
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -381,8 +381,7 @@ def interleaved(bench: Bench, series: list[Series], runs: int, prepare: Callable
     """``runs`` rounds; each round runs every series once, the order rotating by round."""
     for round_no in range(runs):
         print(f"round {round_no + 1}/{runs}", flush=True)
-        order = series[round_no % len(series) :] + series[: round_no % len(series)]
-        for s in order:
+        for s in rotated(series, round_no):
             target = prepare()
             bench.measure(s, target)
             if s.keep is not None:
@@ -463,6 +462,225 @@ def s5cmd_fetch(
         return nbytes, {}
 
     return run
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch with obstore (--obstore; context only, never the figure of record)
+# --------------------------------------------------------------------------------------------
+
+OBSTORE_THRESHOLD = 64 * MIB  # objects this big come as ranges, as eopack's TransferConfig
+#: 16 MiB x 16 is eopack's default (16 MiB parts, 8 file + 8 part workers).
+OBSTORE_DEFAULT = "16:16,50:16,16:64"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObstoreSetting:
+    """One obstore row: range size, requests in flight, asyncio or a thread pool."""
+
+    part_mib: int
+    requests: int
+    threads: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> ObstoreSetting:
+        """``PART_MIB:REQUESTS`` (asyncio) or ``PART_MIB:REQUESTS:threads`` (sync API)."""
+        fields = text.strip().split(":")
+        if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] != "threads"):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected PART_MIB:REQUESTS[:threads]")
+        try:
+            part_mib, requests = int(fields[0]), int(fields[1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not integers") from None
+        if part_mib < 1 or requests < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+        return cls(part_mib, requests, len(fields) == 3)
+
+    @property
+    def label(self) -> str:
+        how = "threads" if self.threads else "async"
+        return f"obstore {self.part_mib} MiB x{self.requests} {how}"
+
+
+def obstore_settings(text: str) -> list[ObstoreSetting]:
+    return [ObstoreSetting.parse(one) for one in text.split(",") if one.strip()]
+
+
+def obstore_store(endpoint: str, request_payer: bool = True) -> Any:
+    """An obstore ``S3Store`` on the local server: path style, plain HTTP, requester pays."""
+    from obstore.store import S3Store
+
+    return S3Store(
+        SOURCE_BUCKET,
+        endpoint=endpoint,
+        region=REGION,
+        access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        request_payer=request_payer,
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+
+
+def _pwrite_all(fd: int, data: Any, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _obstore_plan(
+    metas: list[dict[str, Any]], prefix: str, dest: Path, part_size: int
+) -> tuple[list[int], list[tuple[int, str, str, int, int, int]]]:
+    """Open (pre-size) every file; one job per GET: (fd, path, etag, first, end, size)."""
+    fds: list[int] = []
+    jobs = []
+    for meta in metas:
+        path, size, etag = meta["path"], int(meta["size"]), meta["e_tag"]
+        target = dest / path.removeprefix(f"{prefix}/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fds.append(fd)
+        if size >= OBSTORE_THRESHOLD:
+            os.ftruncate(fd, size)  # parts land at their offsets in any order
+            jobs += [
+                (fd, path, etag, a, min(a + part_size, size), size)
+                for a in range(0, size, part_size)
+            ]
+        else:
+            jobs.append((fd, path, etag, 0, size, size))
+    return fds, jobs
+
+
+def _obstore_options(etag: str, first: int, end: int, size: int) -> dict[str, Any]:
+    """``If-Match`` always; a ``Range`` only for a part (small objects are one plain GET)."""
+    options: dict[str, Any] = {"if_match": etag}
+    if first > 0 or end < size:
+        options["range"] = (first, end)  # end exclusive
+    return options
+
+
+def _obstore_check(path: str, first: int, end: int, served: Any, data: Any) -> None:
+    if tuple(served) != (first, end) or len(memoryview(data)) != end - first:
+        raise RuntimeError(f"obstore: {path}: asked {first}-{end}, got {served} ({len(data)} B)")
+
+
+async def _obstore_product_async(
+    store: Any, prefix: str, dest: Path, setting: ObstoreSetting
+) -> int:
+    import asyncio
+
+    import obstore as obs
+
+    metas = await obs.list(store, f"{prefix}/").collect_async()
+    fds, jobs = _obstore_plan(metas, prefix, dest, setting.part_mib * MIB)
+    gate = asyncio.Semaphore(setting.requests)
+
+    async def get(fd: int, path: str, etag: str, first: int, end: int, size: int) -> None:
+        async with gate:
+            options = _obstore_options(etag, first, end, size)
+            result = await obs.get_async(store, path, options=options)  # type: ignore[arg-type]
+            data = await result.bytes_async()
+        _obstore_check(path, first, end, result.range, data)
+        _pwrite_all(fd, data, first)
+
+    try:
+        await asyncio.gather(*(get(*job) for job in jobs))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return sum(int(m["size"]) for m in metas)
+
+
+def _obstore_product_threads(store: Any, prefix: str, dest: Path, setting: ObstoreSetting) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import obstore as obs
+
+    metas = obs.list(store, f"{prefix}/").collect()
+    fds, jobs = _obstore_plan(metas, prefix, dest, setting.part_mib * MIB)
+
+    def get(job: tuple[int, str, str, int, int, int]) -> None:
+        fd, path, etag, first, end, size = job
+        options = _obstore_options(etag, first, end, size)
+        result = obs.get(store, path, options=options)  # type: ignore[arg-type]
+        data = result.bytes()
+        _obstore_check(path, first, end, result.range, data)
+        _pwrite_all(fd, data, first)
+
+    try:
+        with ThreadPoolExecutor(setting.requests, "obstore") as pool:
+            list(pool.map(get, jobs))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return sum(int(m["size"]) for m in metas)
+
+
+def obstore_fetch(
+    endpoint: str, products: list[Seeded], setting: ObstoreSetting
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    """Every object of each product prefix into ``target/{id}/{key}``, products one by one.
+
+    Objects of 64 MiB or more come as ``setting.part_mib`` ranges, at most
+    ``setting.requests`` GETs in flight, each GET with ``If-Match`` the listed ETag and the
+    requester-pays header; each body is collected in Rust memory and written at its offset.
+    """
+    import asyncio
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        store = obstore_store(endpoint)
+        nbytes = 0
+        for p in products:
+            dest = target / p.product_id
+            if setting.threads:
+                got = _obstore_product_threads(store, p.prefix, dest, setting)
+            else:
+                got = asyncio.run(_obstore_product_async(store, p.prefix, dest, setting))
+            sizes = {
+                str(f.relative_to(dest)): f.stat().st_size for f in dest.rglob("*") if f.is_file()
+            }
+            if got != p.nbytes or sizes != p.sizes:
+                raise RuntimeError(f"obstore: wrong files for {p.product_id}")
+            nbytes += got
+        return nbytes, {}
+
+    return run
+
+
+def check_obstore(products: list[Seeded], folder: Path) -> None:
+    """The files of an obstore fetch (bucket names) against the seeded MD5s (untimed)."""
+    from eopack.transfer import file_md5
+
+    for p in products:
+        for path, key in p.filename_map.items():
+            if file_md5(folder / p.product_id / key)[1] != p.md5s[path]:
+                raise RuntimeError(f"obstore fetch: {p.product_id}/{key}: MD5 differs")
+
+
+def obstore_probe(endpoint: str, products: list[Seeded]) -> str:
+    """Untimed feature check on the local server, which enforces requester pays."""
+    import obstore as obs
+    from obstore.exceptions import PreconditionError
+
+    key = f"{products[0].prefix}/{METADATA_KEYS[0]}"
+    notes = [f"obstore {obs.__version__}"]
+    try:
+        obs.head(obstore_store(endpoint, request_payer=False), key)
+        notes.append("WITHOUT request_payer the server ANSWERED (not enforced?)")
+    except Exception as exc:  # the server's 403, in obstore's words
+        notes.append(f"without request_payer: {type(exc).__name__} ({str(exc)[:60]!r}...)")
+    store = obstore_store(endpoint)
+    meta = obs.head(store, key)
+    notes.append(f"with it: HEAD ok, ETag {meta['e_tag']}")
+    result = obs.get(store, key, options={"if_match": meta["e_tag"], "range": (10, 20)})
+    notes.append(f"If-Match same ETag + range (10, 20): {len(result.bytes())} bytes")
+    try:
+        obs.get(store, key, options={"if_match": '"0000"'}).bytes()
+        notes.append("If-Match another ETag: ANSWERED")
+    except PreconditionError:
+        notes.append("If-Match another ETag: PreconditionError")
+    return "; ".join(notes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,29 +818,6 @@ def infozip_version(zip_bin: str) -> str:
     return match.group(1) if match else "?"
 
 
-def find_tool(name: str, hint: str) -> str:
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.is_file() else shutil.which(name)
-    if not found:
-        sys.exit(f"bench: {name} not found; {hint}")
-    return found
-
-
-@contextmanager
-def workspace(args: argparse.Namespace) -> Iterator[Path]:
-    base = Path(args.workdir) if args.workdir else None
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="eopack-bench-", dir=base))
-    try:
-        yield work
-    finally:
-        if args.keep:
-            print(f"bench: kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-
-
 def table(title: str, series: list[Series], speed: Callable[[Series], float]) -> list[str]:
     """A Markdown table of medians; ``x`` is ``speed`` relative to the first row's."""
     lines = [
@@ -644,10 +839,8 @@ def table(title: str, series: list[Series], speed: Callable[[Series], float]) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per tool (median; default 3)")
+    add_run_options(parser)
     parser.add_argument("--size-mb", type=int, default=1100, help="total product MB (1100)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--workdir", help="parent of the work folder (default: system temp)")
     parser.add_argument(
         "--drop-caches",
         action="store_true",
@@ -665,7 +858,21 @@ def main(argv: list[str] | None = None) -> int:
         help="serve ranged GETs as moto does, reading the whole object each time (the server "
         "before its range shim); not the figure of record",
     )
-    parser.add_argument("--json", help="write every sample to this JSON file")
+    parser.add_argument(
+        "--obstore",
+        action="store_true",
+        help="also time obstore (PyPI obstore, Rust object_store) fetching the same objects, "
+        "one row per --obstore-settings entry; context only, not the figure of record",
+    )
+    parser.add_argument(
+        "--obstore-settings",
+        type=obstore_settings,
+        default=OBSTORE_DEFAULT,
+        metavar="LIST",
+        help="comma-separated PART_MIB:REQUESTS[:threads] for --obstore: range size for "
+        "objects >= 64 MiB, GETs in flight, sync API in a thread pool instead of asyncio "
+        f"(default {OBSTORE_DEFAULT})",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -737,10 +944,21 @@ def run_all(
                 external=True,
             ),
         ]
+    probe = ""
+    if args.obstore:
+        probe = obstore_probe(server.endpoint, products)
+        print(f"bench: {probe}", flush=True)
+        for number, setting in enumerate(args.obstore_settings):
+            run = obstore_fetch(server.endpoint, products, setting)
+            fetch.append(Series(setting.label, "fetch", run, False, work / f"obstore-{number}"))
     print(f"\nfetch: {total_bytes / MB:.0f} MB, {args.runs} runs each", flush=True)
     counter = iter(range(10**6))
     interleaved(bench, fetch, args.runs, lambda: work / f"fetch-{next(counter)}")
     check_safes(products, kept)
+    for one in fetch:
+        if one.name.startswith("obstore") and one.keep is not None:
+            check_obstore(products, one.keep)
+            shutil.rmtree(one.keep)
     safes = sorted(kept.glob("*.SAFE"))
 
     # Zip ------------------------------------------------------------------------------------
@@ -804,6 +1022,11 @@ def run_all(
         "",
         *table("S3 -> S3 (x: MB/s / first row's)", copies, mbps),
         "",
+        *(
+            [f"{probe}; every obstore run's sizes and its latest run's MD5s checked"]
+            if probe
+            else []
+        ),
         "zip sizes: " + ", ".join(f"{k} {v / MB:.1f} MB" for k, v in zip_sizes.items()),
         f"S3 -> S3 through the host (worst run): GetObject {worst['get_bytes']} bytes in "
         f"{worst['get_requests']} requests (productInfo.json + manifest.safe: "

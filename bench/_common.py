@@ -1,0 +1,74 @@
+"""Helpers shared by the benchmarks in bench/ (work folder, tools, rotating order, settling).
+
+The bench scripts run as ``python bench/NAME.py``, so this folder is on ``sys.path`` and they
+``import _common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def add_run_options(parser: argparse.ArgumentParser, runs: int = 3) -> None:
+    """The options every bench has: --runs, --keep, --workdir, --json."""
+    parser.add_argument(
+        "--runs", type=int, default=runs, help=f"runs per tool (median; default {runs})"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--workdir", help="parent of the work folder (default: system temp)")
+    parser.add_argument("--json", help="write every sample to this JSON file")
+
+
+@contextmanager
+def workspace(args: argparse.Namespace, prefix: str = "eopack-bench-") -> Iterator[Path]:
+    """A fresh work folder under ``--workdir`` (or the system temp), removed unless ``--keep``."""
+    base = Path(args.workdir) if args.workdir else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            print(f"bench: kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def find_tool(name: str, hint: str) -> str:
+    """``name`` from the venv's bin folder, else from PATH; exits with ``hint`` if absent."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.is_file() else shutil.which(name)
+    if not found:
+        sys.exit(f"bench: {name} not found; {hint}")
+    return found
+
+
+def rotated(items: Sequence[T], round_no: int) -> list[T]:
+    """``items`` starting at ``round_no`` (mod len): every tool goes first in turn."""
+    shift = round_no % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def settle(seconds: float = 0.0) -> None:
+    """Flush dirty pages (the previous run's writes and deletes), then wait ``seconds``."""
+    os.sync()
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(values), min(values), max(values)
