@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from eopack.bigearthnet import extract
 from eopack.bigearthnet.extract import (
     CHUNK,
     READ_AHEAD,
@@ -419,6 +420,29 @@ def test_read_ahead_thread_ends_with_the_walk_whatever_stops_it(tmp_path, small_
     with pytest.raises(EopackError, match="zstd decompression failed"):
         list(iter_members(tmp_path / "bad.tar.zst", lambda name: True))
     assert _read_ahead_threads() == []
+
+
+def test_a_failed_write_is_one_error_and_leaves_no_staging_or_writer(tmp_path, monkeypatch):
+    """A full disk half-way: one line naming archive and file, nothing left behind, and the
+    writer thread gone before the staging folder is removed."""
+    files = synthetic_s2(40)
+    archive = write_archive(tmp_path / "BigEarthNet-S2.tar.zst", with_folders(files))
+    real_write, calls = extract.write_new_file, []
+
+    def disk_fills_up(path: str, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 50:
+            raise OSError(28, "No space left on device", path)
+        real_write(path, data)
+
+    monkeypatch.setattr(extract, "write_new_file", disk_fills_up)
+    with pytest.raises(EopackError) as caught:
+        extract_archive(archive, tmp_path / "out")
+    message = str(caught.value)
+    assert message.startswith(f"{archive}: cannot write a member under {tmp_path / 'out'}")
+    assert "No space left on device" in message and calls[49] in message
+    assert list((tmp_path / "out").iterdir()) == []
+    assert [t for t in threading.enumerate() if t.name == "extract-writer"] == []
 
 
 def test_oversized_wanted_member_is_refused(small_archive):

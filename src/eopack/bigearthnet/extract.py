@@ -511,6 +511,68 @@ def _walk(
         )
 
 
+class _FileWriter:
+    """Creates folders and writes files in a background thread, in batches of ~256 KiB.
+
+    On two cores this takes the file system calls (about half of an extraction on ext4: ~50 µs
+    per file created) off the thread that parses the tar stream; they release the GIL. On one
+    core it costs a hand-off per batch. The first error stops the writing and is raised by the
+    next :meth:`add` or by leaving the ``with`` block, which always waits for the thread, so
+    nothing is written after the caller cleans up.
+    """
+
+    BATCH_BYTES = 1 << 18
+    QUEUED = 4
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(self.QUEUED)
+        self._batch: list[tuple[str, bytes]] = []
+        self._size = 0
+        self._error: EopackError | None = None
+        self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last_dir = ""
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the caller is stopping
+            for path, data in batch:
+                try:
+                    folder = os.path.dirname(path)
+                    if folder != last_dir:
+                        os.makedirs(folder, exist_ok=True)
+                        last_dir = folder
+                    write_new_file(path, data)
+                except OSError as exc:
+                    self._error = EopackError(f"{self._what}: {exc}")
+                    break
+
+    def add(self, path: str, data: bytes) -> None:
+        """Queue ``data`` for ``path`` (its folder is created as needed)."""
+        if self._error is not None:
+            raise self._error
+        self._batch.append((path, data))
+        self._size += len(data)
+        if self._size >= self.BATCH_BYTES:
+            self._queue.put(self._batch)
+            self._batch, self._size = [], 0
+
+    def __enter__(self) -> _FileWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None and self._batch:
+            self._queue.put(self._batch)
+        if exc_type is not None and self._error is None:
+            self._error = EopackError("stopped")  # the thread only drains from here on
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
 def extract_archive(
     archive: str | os.PathLike[str],
     dest_root: str | os.PathLike[str],
@@ -537,22 +599,12 @@ def extract_archive(
     staging.mkdir(parents=True)
     stats = ExtractStats(archive=str(archive))
     root = os.fspath(staging)
-    last_dir = ""
     try:
-        for name, data in iter_members(archive, predicate, stats=stats):
-            path = os.path.join(root, name)
-            folder = os.path.dirname(path)
-            try:
-                if folder != last_dir:
-                    os.makedirs(folder, exist_ok=True)
-                    last_dir = folder
-                write_new_file(path, data)
-            except OSError as exc:
-                raise EopackError(
-                    f"{archive}: cannot write member {name!r} under {dest}: {exc}"
-                ) from None
-            stats.extracted += 1
-            stats.bytes_written += len(data)
+        with _FileWriter(f"{archive}: cannot write a member under {dest}") as writer:
+            for name, data in iter_members(archive, predicate, stats=stats):
+                writer.add(os.path.join(root, name), data)
+                stats.extracted += 1
+                stats.bytes_written += len(data)
         if not stats.extracted:
             raise EopackError(
                 f"{archive}: none of its {stats.members:,} members matched the wanted files "

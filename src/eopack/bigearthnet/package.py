@@ -62,7 +62,7 @@ def zip_dataset(root: str | Path, folder: str, products: Sequence[str], dest: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(dest)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:  # ~10 small writes per PNG
             writer = DeterministicZipWriter(handle, ZIP_EPOCH, deflate_level=0)
             with writer:
                 for product in sorted(products):
