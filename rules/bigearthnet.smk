@@ -1,5 +1,7 @@
 # BigEarthNet v2 -> RGB and class-mask PNG datasets (results/bigearthnet/). The S2 product
 # folders (one render job each) come from the metadata, read while the DAG is built.
+# mem_mb: each job's peak RSS at the release's size, with headroom (README, "1-GB instance"),
+# so that `--resources mem_mb=900` keeps a 1-GB machine from running two big jobs at once.
 
 BIGEARTHNET = bigearthnet_setup(config["bigearthnet"])
 
@@ -18,6 +20,7 @@ rule bigearthnet_fetch:
     conda:
         "../envs/eopack.yaml"
     resources:
+        mem_mb=300,
         s3_transfers=1,
     params:
         # The md5 says which file it is; the source is read from config, so that moving to
@@ -36,6 +39,8 @@ rule bigearthnet_extract:
         "logs/bigearthnet/extract/{archive}.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=128,
     params:
         bands=lambda w: bigearthnet_extract_bands(w.archive),
     script:
@@ -55,6 +60,8 @@ rule bigearthnet_render:
         "logs/bigearthnet/render/{s2_product}.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
     params:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
         bands=config["bigearthnet"]["rgb_bands"],
@@ -73,6 +80,8 @@ rule bigearthnet_index:
         "logs/bigearthnet/index.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=128,
     script:
         "../scripts/bigearthnet_index.py"
 
@@ -84,6 +93,8 @@ rule bigearthnet_classes:
         "logs/bigearthnet/classes.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=64,
     script:
         "../scripts/bigearthnet_classes.py"
 
@@ -97,6 +108,8 @@ rule bigearthnet_zip:
         "logs/bigearthnet/zip_{dataset}.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=512,
     params:
         folder=lambda w: BIGEARTHNET_ZIP_FOLDERS[w.dataset],
     script:
@@ -112,6 +125,8 @@ rule bigearthnet_sha256sums:
         "logs/bigearthnet/sha256sums.log",
     conda:
         "../envs/eopack.yaml"
+    resources:
+        mem_mb=64,
     script:
         "../scripts/bigearthnet_sha256sums.py"
 

@@ -84,7 +84,8 @@ def archive_members(path: Path, wanted: set[str]) -> dict[str, bytes]:
 def ben_run(world, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("bigearthnet"))
     started = time.monotonic()
-    proc = bigearthnet(workdir, world.env(), "config/demo.yaml")
+    # The 1-GB instance settings (README): every rule declares mem_mb within the budget.
+    proc = bigearthnet(workdir, world.env(), "config/demo.yaml", args=("--resources", "mem_mb=900"))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir, proc, time.monotonic() - started
 
@@ -95,6 +96,19 @@ def test_one_render_job_per_product_and_one_extraction_per_archive(world, ben_ru
     assert counts["bigearthnet_render"] == len(world.benworld.s2_products) == 3
     assert counts["bigearthnet_fetch"] == counts["bigearthnet_extract"] == 2
     assert counts["bigearthnet_zip"] == 2
+
+
+def test_every_job_logs_its_peak_rss_within_the_512_mb_budget(ben_run):
+    """The 1-GB instance budget: each job's own peak (VmHWM), logged by eopack.jobs.run_job."""
+    workdir, _, _ = ben_run
+    logs = sorted((workdir / "logs" / "bigearthnet").rglob("*.log"))
+    peaks = {}
+    for log in logs:
+        found = re.findall(r"peak RSS (\d+) MB", log.read_text(encoding="utf-8"))
+        assert len(found) == 1, (log, found)
+        peaks[log.relative_to(workdir).as_posix()] = int(found[0])
+    assert len(peaks) == 2 + 2 + 3 + 1 + 1 + 2 + 1, sorted(peaks)  # fetch, extract, render, ...
+    assert max(peaks.values()) <= 512, peaks
 
 
 def test_every_selected_patch_has_an_rgb_and_a_mask_png(world, ben_run):
