@@ -18,6 +18,12 @@ measurement TIFFs are enlarged to ~1.1 GB in all):
   metadata eopack reads by design (``productInfo.json``, ``manifest.safe``) and the
   ``verify.json`` reports it writes; the raw totals are printed beside it.
 
+With ``--obstore`` (off by default; context only) the fetch table gets a row per setting of
+``obstore`` (PyPI, Rust ``object_store``): every object of each product prefix listed, then
+fetched with ``If-Match`` its ETag and requester pays, objects of 64 MiB or more as ranges,
+the bodies written at their offsets. Sizes are checked in every run, the latest run's files
+against the seeded MD5s afterwards (untimed), and a probe line shows the features at work.
+
 The S3 server (moto behind eopack's requester-pays middleware) runs in its own process, so its
 CPU is not counted in eopack's; wall time is what is compared. It serves a range at the cost of
 the range, as S3 does (``eopack.demo.s3server.RangeReadingS3Response``); ``--moto-ranges``
@@ -470,35 +476,44 @@ def s5cmd_fetch(
 
 OBSTORE_THRESHOLD = 64 * MIB  # objects this big come as ranges, as eopack's TransferConfig
 #: 16 MiB x 16 is eopack's default (16 MiB parts, 8 file + 8 part workers).
-OBSTORE_DEFAULT = "16:16,50:16,16:64"
+OBSTORE_DEFAULT = "16:16,50:16,16:64,16:16:bytes,16:16:threads"
+OBSTORE_MODES = ("stream", "bytes", "threads")
 
 
 @dataclasses.dataclass(frozen=True)
 class ObstoreSetting:
-    """One obstore row: range size, requests in flight, asyncio or a thread pool."""
+    """One obstore row: range size, requests in flight, how bodies reach the file.
+
+    ``mode``: ``stream`` (asyncio, each body written in chunks of at least 1 MiB, eopack's
+    read size, as they come: memory stays bounded, and all writes come from one thread),
+    ``bytes`` (asyncio, each body collected in Rust memory, then one ``pwrite``) or
+    ``threads`` (the sync API in a thread pool, each body collected, then written by its
+    thread: parallel writers, as eopack's part workers).
+    """
 
     part_mib: int
     requests: int
-    threads: bool = False
+    mode: str = "stream"
 
     @classmethod
     def parse(cls, text: str) -> ObstoreSetting:
-        """``PART_MIB:REQUESTS`` (asyncio) or ``PART_MIB:REQUESTS:threads`` (sync API)."""
+        """``PART_MIB:REQUESTS[:MODE]``, ``MODE`` one of :data:`OBSTORE_MODES`."""
         fields = text.strip().split(":")
-        if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] != "threads"):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected PART_MIB:REQUESTS[:threads]")
+        if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] not in OBSTORE_MODES):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected PART_MIB:REQUESTS[:{'|'.join(OBSTORE_MODES)}]"
+            )
         try:
             part_mib, requests = int(fields[0]), int(fields[1])
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: not integers") from None
         if part_mib < 1 or requests < 1:
             raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
-        return cls(part_mib, requests, len(fields) == 3)
+        return cls(part_mib, requests, *fields[2:])
 
     @property
     def label(self) -> str:
-        how = "threads" if self.threads else "async"
-        return f"obstore {self.part_mib} MiB x{self.requests} {how}"
+        return f"obstore {self.part_mib} MiB x{self.requests} {self.mode}"
 
 
 def obstore_settings(text: str) -> list[ObstoreSetting]:
@@ -580,6 +595,14 @@ async def _obstore_product_async(
         async with gate:
             options = _obstore_options(etag, first, end, size)
             result = await obs.get_async(store, path, options=options)  # type: ignore[arg-type]
+            if setting.mode != "bytes":
+                pos = first
+                async for chunk in result.stream(min_chunk_size=MIB):
+                    _pwrite_all(fd, chunk, pos)
+                    pos += len(chunk)
+                if tuple(result.range) != (first, end) or pos != end:
+                    raise RuntimeError(f"obstore: {path}: asked {first}-{end}, got {pos - first} B")
+                return
             data = await result.bytes_async()
         _obstore_check(path, first, end, result.range, data)
         _pwrite_all(fd, data, first)
@@ -624,7 +647,7 @@ def obstore_fetch(
 
     Objects of 64 MiB or more come as ``setting.part_mib`` ranges, at most
     ``setting.requests`` GETs in flight, each GET with ``If-Match`` the listed ETag and the
-    requester-pays header; each body is collected in Rust memory and written at its offset.
+    requester-pays header; each body is written at its offset (see :class:`ObstoreSetting`).
     """
     import asyncio
 
@@ -633,7 +656,7 @@ def obstore_fetch(
         nbytes = 0
         for p in products:
             dest = target / p.product_id
-            if setting.threads:
+            if setting.mode == "threads":
                 got = _obstore_product_threads(store, p.prefix, dest, setting)
             else:
                 got = asyncio.run(_obstore_product_async(store, p.prefix, dest, setting))
@@ -666,10 +689,13 @@ def obstore_probe(endpoint: str, products: list[Seeded]) -> str:
     key = f"{products[0].prefix}/{METADATA_KEYS[0]}"
     notes = [f"obstore {obs.__version__}"]
     try:
-        obs.head(obstore_store(endpoint, request_payer=False), key)
+        obs.get(obstore_store(endpoint, request_payer=False), key).bytes()
         notes.append("WITHOUT request_payer the server ANSWERED (not enforced?)")
     except Exception as exc:  # the server's 403, in obstore's words
-        notes.append(f"without request_payer: {type(exc).__name__} ({str(exc)[:60]!r}...)")
+        status = re.search(r"status code: (\d{3})", str(exc))
+        code = re.search(r"<Code>(\w+)</Code>", str(exc))
+        said = " ".join(m.group(1) for m in (status, code) if m) or repr(str(exc)[:80])
+        notes.append(f"GET without request_payer: {type(exc).__name__} ({said})")
     store = obstore_store(endpoint)
     meta = obs.head(store, key)
     notes.append(f"with it: HEAD ok, ETag {meta['e_tag']}")
@@ -869,9 +895,10 @@ def main(argv: list[str] | None = None) -> int:
         type=obstore_settings,
         default=OBSTORE_DEFAULT,
         metavar="LIST",
-        help="comma-separated PART_MIB:REQUESTS[:threads] for --obstore: range size for "
-        "objects >= 64 MiB, GETs in flight, sync API in a thread pool instead of asyncio "
-        f"(default {OBSTORE_DEFAULT})",
+        help="comma-separated PART_MIB:REQUESTS[:MODE] for --obstore: range size for objects "
+        ">= 64 MiB, GETs in flight, MODE stream (default: asyncio, bodies written in 1 MiB "
+        "chunks), bytes (asyncio, each body collected, then written) or threads (sync API in "
+        f"a thread pool) (default {OBSTORE_DEFAULT})",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
