@@ -23,6 +23,7 @@ from eopack.bigearthnet.extract import (
     CHUNK,
     READ_AHEAD,
     ExtractStats,
+    _FileWriter,
     extract_archive,
     iter_members,
     member_filter,
@@ -558,4 +559,9 @@ def test_memory_stays_flat_over_thousands_of_patches(tmp_path):
     assert proc.returncode == 0, proc.stderr
     members, extracted, peak = map(int, proc.stdout.split())
     assert (members, extracted) == (n_patches * len(bands), n_patches)
-    assert peak < 6 * 2**20, f"peak {peak:,} bytes"
+    # What the threads may hold at once, whatever the archive's size: decompressed chunks
+    # (queued, waiting to be queued, being walked, and the one zstandard is filling) and file
+    # batches (queued, being written, being built; paths add up to 1/4), plus 1 MiB for the rest.
+    # Measured 5.9-6.9 MiB depending on how the threads interleave.
+    bound = (READ_AHEAD + 3) * CHUNK + (_FileWriter.QUEUED + 2) * _FileWriter.BATCH_BYTES * 5 // 4
+    assert peak < bound + 2**20, f"peak {peak:,} bytes, bound {bound + 2**20:,}"
