@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from eopack.archive import DeterministicZipWriter
+from eopack.bigearthnet import package
 from eopack.bigearthnet.package import (
     _check_written,
     _records_digest,
@@ -64,6 +66,23 @@ def test_nothing_to_zip_or_a_missing_product_is_an_error_and_leaves_no_file(tmp_
     with pytest.raises(EopackError, match="P_Z: missing; render product P_Z first"):
         zip_dataset(tmp_path, "rgb", ["P_Z"], dest)
     assert list(dest.parent.iterdir()) == []
+
+
+def test_a_png_vanishing_mid_zip_is_an_error_and_the_reader_thread_ends(tmp_path, monkeypatch):
+    """PNGs are read a few batches ahead in a thread: an error there reaches the job, stops the
+    reader and leaves no zip (many batches, so the reader is ahead when it happens)."""
+    tree(tmp_path, {"P_A": 150, "P_B": 150})
+    real_read = package.read_small_file
+
+    def read_or_vanish(path: str) -> bytes | None:  # deleted between listing and reading
+        return None if path.endswith("P_B_0_9.png") else real_read(path)
+
+    monkeypatch.setattr(package, "read_small_file", read_or_vanish)
+    with pytest.raises(EopackError, match=r"P_B_0_9\.png: vanished while zipping"):
+        zip_dataset(tmp_path, "rgb", ["P_A", "P_B"], tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [t for t in threading.enumerate() if t.name == "zip-read-ahead"] == []
 
 
 def test_more_than_65535_members_get_zip64_end_records_and_pass_the_check(tmp_path):
