@@ -57,6 +57,7 @@ import zstandard
 
 from eopack.errors import EopackError
 from eopack.fsutil import write_new_file
+from eopack.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class _Stream:
 
     __slots__ = ("_base", "_buf", "_label", "_pos", "_raw")
 
-    def __init__(self, raw: BinaryIO | _ReadAhead, label: str) -> None:
+    def __init__(self, raw: BinaryIO | _Chunks, label: str) -> None:
         self._raw = raw
         self._label = label
         self._buf = b""
@@ -227,53 +228,22 @@ class _Stream:
         return nonzero
 
 
-class _ReadAhead:
-    """Decompress in a background thread, ``READ_AHEAD`` chunks ahead of the tar walk.
-
+class _Chunks:
+    """``read()`` over decompressed chunks made ``READ_AHEAD`` ahead by a thread (prefetch):
     libzstd releases the GIL while it decompresses, so on two cores decompression (~40 % of an
-    extraction) overlaps with header parsing and file writes; on one core it costs one queue
-    hand-off per MiB. Errors of the reader (corrupt data) are raised at the consumer's next read.
-    """
+    extraction) overlaps the tar walk and the file writes; on one core it costs one hand-off per
+    MiB. A decompression error is raised at the read that would have returned its chunk."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(READ_AHEAD)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(
-            target=self._fill, args=(raw,), name="zstd-read-ahead", daemon=True
-        )
-        self._thread.start()
-
-    def _fill(self, raw: BinaryIO) -> None:
-        while not self._stop.is_set():
-            try:
-                item: bytes | BaseException = raw.read(CHUNK)
-            except BaseException as exc:  # handed to the consumer, raised there
-                item = exc
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if not isinstance(item, bytes) or not item:
-                return
+        self._chunks = prefetch(iter(lambda: raw.read(CHUNK), b""), READ_AHEAD, "zstd-read-ahead")
 
     def read(self, _size: int = CHUNK) -> bytes:
         """The next decompressed chunk; ``b""`` at the end."""
-        if self._done:
-            return b""
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        self._done = not item
-        return item
+        return next(self._chunks, b"")
 
     def close(self) -> None:
-        """Stop the thread (it may be blocked on a full queue) and wait for it."""
-        self._stop.set()
-        self._thread.join()
+        """Stop the thread and wait for it."""
+        self._chunks.close()  # type: ignore[attr-defined]
 
 
 def _octal(field: bytes) -> int:
@@ -380,11 +350,11 @@ def iter_members(
         with dctx.stream_reader(
             fileobj, read_size=CHUNK, read_across_frames=True, closefd=False
         ) as raw:
-            ahead = _ReadAhead(raw)
+            chunks = _Chunks(raw)
             try:
-                yield from _walk(_Stream(ahead, label), wanted, stats, max_member_size, label)
+                yield from _walk(_Stream(chunks, label), wanted, stats, max_member_size, label)
             finally:
-                ahead.close()
+                chunks.close()
     finally:
         if owned:
             fileobj.close()

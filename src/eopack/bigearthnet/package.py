@@ -17,17 +17,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import struct
-import threading
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
 from eopack.archive import ZIP_EPOCH, DeterministicZipWriter, ZipMember, file_chunks
 from eopack.errors import EopackError
 from eopack.fsutil import atomic_write_bytes, new_temp, read_small_file
+from eopack.prefetch import prefetch
 
 __all__ = ["DATASET_ZIPS", "write_sha256sums", "zip_dataset"]
 
@@ -63,48 +63,22 @@ def _read_ahead(root: Path, folder: str, products: Sequence[str]) -> Iterator[tu
     (no ``stat``, no buffered reader) the RGB zip of 17,857 PNGs took 1.35 s on one core, down
     from 2.35 s. Batches keep the hand-offs to one per ~1 MB.
     """
-    batches: queue.Queue[list[tuple[str, bytes]] | BaseException | None] = queue.Queue(
-        _BATCHES_AHEAD
-    )
-    stop = threading.Event()
 
-    def put(item: list[tuple[str, bytes]] | BaseException | None) -> None:
-        while not stop.is_set():
-            try:
-                batches.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def batches() -> Iterator[list[tuple[str, bytes]]]:
+        batch: list[tuple[str, bytes]] = []
+        for product in products:
+            for name, path in _product_pngs(root, folder, product):
+                data = read_small_file(path)
+                if data is None:
+                    raise EopackError(f"{path}: vanished while zipping")
+                batch.append((name, data))
+                if len(batch) == _BATCH:
+                    yield batch
+                    batch = []
+        yield batch
 
-    def read_all() -> None:
-        try:
-            batch: list[tuple[str, bytes]] = []
-            for product in products:
-                for name, path in _product_pngs(root, folder, product):
-                    data = read_small_file(path)
-                    if data is None:
-                        raise EopackError(f"{path}: vanished while zipping")
-                    batch.append((name, data))
-                    if len(batch) == _BATCH:
-                        put(batch)
-                        batch = []
-                    if stop.is_set():
-                        return
-            put(batch)
-            put(None)
-        except BaseException as exc:  # raised in the consumer
-            put(exc)
-
-    reader = threading.Thread(target=read_all, name="zip-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while (item := batches.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        reader.join()
+    for batch in prefetch(batches(), _BATCHES_AHEAD, "zip-read-ahead"):
+        yield from batch
 
 
 def zip_dataset(root: str | Path, folder: str, products: Sequence[str], dest: str | Path) -> int:
@@ -122,8 +96,9 @@ def zip_dataset(root: str | Path, folder: str, products: Sequence[str], dest: st
         with os.fdopen(fd, "wb", buffering=1 << 20) as handle:  # ~10 small writes per PNG
             writer = DeterministicZipWriter(handle, ZIP_EPOCH, deflate_level=0)
             with writer:
-                for name, data in _read_ahead(root, folder, sorted(products)):
-                    writer.add(name, len(data), [data])
+                with closing(_read_ahead(root, folder, sorted(products))) as pngs:
+                    for name, data in pngs:
+                        writer.add(name, len(data), [data])
                 if not writer.members:
                     raise EopackError(f"{root / folder}: no PNGs to zip")
             handle.flush()
