@@ -398,6 +398,16 @@ class Bench:
         self.wanted = wanted
         self.seed_dir = work / "seed"
 
+    def check_pngs(self, tool: str, root: Path) -> None:
+        """Every selected patch has its RGB and mask PNG under ``root/{rgb,mask}/<product>/``."""
+        for kind in ("rgb", "mask"):
+            got = png_ids(root / kind)
+            if got != self.wanted:
+                raise RuntimeError(
+                    f"{tool}: {len(got)} {kind} PNGs, expected {len(self.wanted)} "
+                    f"(missing e.g. {sorted(self.wanted - got)[:2]})"
+                )
+
     # seed -----------------------------------------------------------------------------------
     def seed_prepare(self) -> None:
         shutil.rmtree(self.seed_dir, ignore_errors=True)
@@ -421,14 +431,7 @@ class Bench:
         return {"converter": converter, "tar_s": t1 - t0, "convert_s": time.perf_counter() - t1}
 
     def seed_check(self, extra: dict[str, Any]) -> tuple[int, int]:
-        png = self.seed_dir / "png"
-        for kind in ("rgb", "mask"):
-            got = png_ids(png / kind)
-            if got != self.wanted:
-                raise RuntimeError(
-                    f"seed: {len(got)} {kind} PNGs, expected {len(self.wanted)} "
-                    f"(missing e.g. {sorted(self.wanted - got)[:2]})"
-                )
+        self.check_pngs("seed", self.seed_dir / "png")
         if extra["converter"]["patches"] != len(self.wanted):
             raise RuntimeError(f"seed: converted {extra['converter']['patches']} patches")
         return len(self.wanted), int(extra["converter"]["peak_rss_mb"])
@@ -454,13 +457,7 @@ class Bench:
         if counts.get("bigearthnet_fetch"):
             raise RuntimeError("eopack: the timed run fetched the archives again")
         ben = self.wf / BEN
-        for kind in ("rgb", "mask"):
-            got = png_ids(ben / kind)
-            if got != self.wanted:
-                raise RuntimeError(
-                    f"eopack: {len(got)} {kind} PNGs, expected {len(self.wanted)} "
-                    f"(missing e.g. {sorted(self.wanted - got)[:2]})"
-                )
+        self.check_pngs("eopack", ben)
         for name in ("bigearthnet_pngs.zip", "bigearthnet_mask_pngs.zip", "SHA256SUMS"):
             if not (ben / name).is_file():
                 raise RuntimeError(f"eopack: {BEN / name} is missing")
