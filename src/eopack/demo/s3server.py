@@ -13,7 +13,11 @@ Two test aids sit in the same wrapper:
   operation, so a test or benchmark can prove that a server-side copy moved no object bytes
   through the host (moto runs in-process, so there is no network to measure instead);
 * ``read_only`` buckets answer every write with 403 ``AccessDenied``: moto enforces no IAM or
-  bucket policy, and "destination not writable" must be testable against a real server.
+  bucket policy, and "destination not writable" must be testable against a real server;
+* request hooks (:meth:`LocalS3Server.add_hook`) see every request before it is served and may
+  delay it, refuse it, or cut its response body after some bytes by closing the connection:
+  how tests observe what a client asks for and make the network fail, whatever the client
+  library (boto3 or obstore) is.
 
 One performance shim serves a range at the cost of the range, as S3 does
 (:class:`RangeReadingS3Response`). moto reads the whole object for every ranged GetObject and
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -64,7 +69,7 @@ RANGE_READS = "eopack.range_reads"
 _ONE_RANGE = re.compile(r"bytes=\d*-\d*")
 
 
-def _split_path(environ: dict[str, Any]) -> tuple[str | None, str]:
+def split_path(environ: dict[str, Any]) -> tuple[str | None, str]:
     """``(bucket, key)`` a request addresses, path style or virtual-hosted style."""
     path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
     match = _HOST_BUCKET.match(environ.get("HTTP_HOST", ""))
@@ -76,7 +81,7 @@ def _split_path(environ: dict[str, Any]) -> tuple[str | None, str]:
 
 def bucket_of(environ: dict[str, Any]) -> str | None:
     """The bucket a request addresses, path style or virtual-hosted style."""
-    return _split_path(environ)[0]
+    return split_path(environ)[0]
 
 
 def copy_source_bucket(environ: dict[str, Any]) -> str | None:
@@ -107,7 +112,7 @@ def _has_payer(environ: dict[str, Any]) -> bool:
 def operation_of(environ: dict[str, Any]) -> str:
     """An S3 operation name good enough to label traffic (``GetObject``, ``UploadPartCopy``)."""
     method = environ.get("REQUEST_METHOD", "GET")
-    _, key = _split_path(environ)
+    _, key = split_path(environ)
     names = _query_names(environ)
     copy = "HTTP_X_AMZ_COPY_SOURCE" in environ
     if not key:
@@ -238,6 +243,54 @@ class _CountingBody:
         for chunk in self._body:
             self._report(len(chunk))
             yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+# Request hooks (test aid)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Intercept:
+    """What a request hook asks of the server for one request.
+
+    ``refuse``: answer 403 ``AccessDenied`` (as AWS does for credentials without the right).
+    ``cut_after``: send this many bytes of the response body, then close the connection, as a
+    network failure mid-transfer does (the client has the headers and a short body).
+    """
+
+    refuse: bool = False
+    cut_after: int | None = None
+
+
+#: Called with each request's WSGI environ before it is served (in the server's thread).
+RequestHook = Callable[[dict[str, Any]], Intercept | None]
+
+
+class _CutBody:
+    """A response body that stops after ``limit`` bytes and shuts the client's socket."""
+
+    def __init__(self, body: Iterable[bytes], limit: int, sock: socket.socket | None) -> None:
+        self._body = body
+        self._limit = limit
+        self._sock = sock
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._limit
+        for chunk in self._body:
+            if len(chunk) >= left:
+                if left:
+                    yield chunk[:left]
+                break
+            left -= len(chunk)
+            yield chunk
+        if self._sock is not None:
+            self._sock.shutdown(socket.SHUT_RDWR)  # the client sees EOF mid-body
+        raise ConnectionAbortedError("eopack test server: response cut")
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
@@ -419,6 +472,7 @@ class RequesterPaysMiddleware:
         self.refused = 0
         self.requester_pays: set[str] = set()
         self.read_only: set[str] = set()
+        self.hooks: list[RequestHook] = []
         self.traffic = TrafficCounter()
 
     def _request_payment(
@@ -471,7 +525,15 @@ class RequesterPaysMiddleware:
             environ["wsgi.input"] = _CountingInput(
                 environ["wsgi.input"], lambda n: self.traffic.add(key, received=n)
             )
-        body = self._handle(environ, start_response)
+        intercept = None
+        for hook in list(self.hooks):
+            intercept = hook(environ) or intercept
+        if intercept is not None and intercept.refuse:
+            body: Iterable[bytes] = _refuse(environ, start_response)
+        else:
+            body = self._handle(environ, start_response)
+        if intercept is not None and intercept.cut_after is not None:
+            body = _CutBody(body, intercept.cut_after, environ.get("werkzeug.socket"))
         return _CountingBody(body, lambda n: self.traffic.add(key, sent=n))
 
 
@@ -511,6 +573,11 @@ class LocalS3Server(WsgiService):
             self.middleware.read_only.add(bucket)
         else:
             self.middleware.read_only.discard(bucket)
+
+    def add_hook(self, hook: RequestHook) -> Callable[[], None]:
+        """Call ``hook`` on every request from now on; returns the function that removes it."""
+        self.middleware.hooks.append(hook)
+        return lambda: self.middleware.hooks.remove(hook)
 
     @property
     def endpoint_url(self) -> str:

@@ -11,14 +11,13 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, get_bytes
-from eopack.transfer import TransferConfig, download_file, finished_file, resumable_bytes
+from eopack.transfer import TransferConfig, download_files, finished_file, resumable_bytes
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +95,11 @@ def rebuild_safe(
     Files go to a hidden sibling folder first, renamed to ``dest`` only when all arrived, so
     an interrupted run never leaves a SAFE that looks complete. The folder is kept after a
     failure or a kill: the next run skips the files it holds and resumes the partial ones.
-    Large files come as ranged parts from one pool of ``max_workers`` shared by all files, so
-    at most 2 x ``max_workers`` requests are in flight (the client pool ``rebuild_product``
-    makes). Returns SAFE path -> (size, md5) of every file. The md5 is None unless
-    ``transfer.md5``: the default, :data:`SAFE_TRANSFER`, leaves the integrity check to the
-    verify step against ``manifest.safe`` (a given ``TransferConfig`` hashes by default).
+    Large files come as ranged parts; at most 2 x ``max_workers`` requests are in flight over
+    all files (``transfer.requests`` is set so). Returns SAFE path -> (size, md5) of every
+    file. The md5 is None unless ``transfer.md5``: the default, :data:`SAFE_TRANSFER`, leaves
+    the integrity check to the verify step against ``manifest.safe`` (a given
+    ``TransferConfig`` hashes by default).
     """
     dest = Path(dest)
     transfer = transfer or SAFE_TRANSFER
@@ -111,8 +110,9 @@ def rebuild_safe(
     total = len(items)
     log.info("%s: %d files in s3://%s/%s/", product_id, total, bucket.name, prefix)
 
-    def fetch(numbered: tuple[int, tuple[str, str]]) -> tuple[str, tuple[int, str | None]]:
-        number, (safe_path, key) = numbered
+    written: dict[str, tuple[int, str | None]] = {}
+    missing: list[tuple[str, str]] = []
+    for number, (safe_path, key) in enumerate(items, start=1):
         target = staging / safe_path
         done = target.is_file()  # renamed from .part, so complete
         resumed = 0 if done else resumable_bytes(target)
@@ -120,21 +120,14 @@ def rebuild_safe(
         note = " (already complete)" if done else note
         log.info("Copying item %d of %d: %s <- %s%s", number, total, safe_path, key, note)
         if done:
-            return safe_path, finished_file(target, transfer.md5)
-        result = download_file(client, bucket, f"{prefix}/{key}", target, transfer, parts)
-        return safe_path, result
-
-    with (
-        ThreadPoolExecutor(max_workers, "eopack-part") as parts,
-        ThreadPoolExecutor(max_workers, "eopack-file") as files,
-    ):
-        futures = [files.submit(fetch, numbered) for numbered in enumerate(items, start=1)]
-        try:
-            written = dict(future.result() for future in futures)
-        except BaseException:
-            for future in futures:  # stop queued files; running ones keep their progress
-                future.cancel()
-            raise
+            written[safe_path] = finished_file(target, transfer.md5)
+        else:
+            missing.append((safe_path, key))
+    config = replace(transfer, requests=2 * max_workers)
+    jobs = [(f"{prefix}/{key}", staging / safe_path) for safe_path, key in missing]
+    results = download_files(client, bucket, jobs, config)
+    written.update(zip((safe_path for safe_path, _ in missing), results, strict=True))
+    written = dict(sorted(written.items()))
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(staging, dest)
