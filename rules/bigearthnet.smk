@@ -14,7 +14,7 @@ wildcard_constraints:
 
 rule bigearthnet_fetch:
     output:
-        "resources/bigearthnet/{archive}.tar.zst",
+        local("resources/bigearthnet/{archive}.tar.zst"),
     log:
         "logs/bigearthnet/fetch/{archive}.log",
     conda:
@@ -32,9 +32,9 @@ rule bigearthnet_fetch:
 
 rule bigearthnet_extract:
     input:
-        "resources/bigearthnet/{archive}.tar.zst",
+        local("resources/bigearthnet/{archive}.tar.zst"),
     output:
-        directory("resources/bigearthnet/extracted/{archive}"),
+        local(directory("resources/bigearthnet/extracted/{archive}")),
     log:
         "logs/bigearthnet/extract/{archive}.log",
     conda:
@@ -49,13 +49,13 @@ rule bigearthnet_extract:
 
 rule bigearthnet_render:
     input:
-        s2="resources/bigearthnet/extracted/BigEarthNet-S2",
-        maps="resources/bigearthnet/extracted/Reference_Maps",
+        s2=local("resources/bigearthnet/extracted/BigEarthNet-S2"),
+        maps=local("resources/bigearthnet/extracted/Reference_Maps"),
         metadata=bigearthnet_metadata,
     output:
         rgb=directory("results/bigearthnet/rgb/{s2_product}"),
         mask=directory("results/bigearthnet/mask/{s2_product}"),
-        report="resources/bigearthnet/rendered/{s2_product}.tsv",
+        report=local("resources/bigearthnet/rendered/{s2_product}.tsv"),
     log:
         "logs/bigearthnet/render/{s2_product}.log",
     conda:

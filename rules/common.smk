@@ -8,6 +8,11 @@ from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
 from eopack.search.manifest import read_manifest
+from eopack.storage import (
+    check_shared_resources,
+    check_storage_prefix,
+    source_buckets,
+)
 
 SAFE_COLLECTIONS = ("sentinel-1-grd",)
 
@@ -21,9 +26,50 @@ try:
     DESTINATION = parse_destination(
         config.get("destination", {}).get("uri", "results/zip")
     )
-    check_not_source(DESTINATION, config["sources"])
+    check_not_source(DESTINATION, source_buckets(config))
 except EopackError as err:
     sys.exit(f"eopack: {err}")
+
+# --- Results on S3 through the storage plugin (README, "Results on S3") -------------------
+# --default-storage-provider s3 maps every output and log under --default-storage-prefix;
+# inputs that are ours to keep on local disk (AOIs, resources/) are marked local().
+_storage = getattr(workflow, "storage_settings", None)
+STORAGE_PREFIX = (
+    _storage.default_storage_prefix
+    if _storage is not None and _storage.default_storage_provider
+    else None
+)
+try:
+    check_storage_prefix(STORAGE_PREFIX, source_buckets(config))
+    if STORAGE_PREFIX:
+        check_shared_resources(
+            config["bigearthnet"]["enabled"],
+            "INPUT_OUTPUT" in {usage.name for usage in _storage.shared_fs_usage},
+        )
+except EopackError as err:
+    sys.exit(f"eopack: {err}")
+
+
+def fetched(output):
+    """A checkpoint output read while the DAG is built, on local disk.
+
+    With a storage prefix, Snakemake keeps no local copy between runs and its own
+    IOFile.open() does not fetch one: download it when it is missing or older."""
+    if not getattr(output, "is_storage", False):
+        return output
+    obj = output.storage_object
+    local_copy = obj.local_path()
+    if not local_copy.exists() or local_copy.stat().st_mtime < obj.mtime():
+        local_copy.parent.mkdir(parents=True, exist_ok=True)
+        obj.retrieve_object()
+    return output
+
+
+def keep_previous(path):
+    """update(): a failed re-run keeps the previous file. Snakemake cannot back up an
+    update() output that lives in storage (it copies a local file that is not there), so
+    with a storage prefix the output is a plain one (README, "Results on S3")."""
+    return path if STORAGE_PREFIX else update(path)
 
 
 wildcard_constraints:
@@ -51,7 +97,7 @@ def product_ids(wildcards):
         {
             p.id
             for path in search_manifests(wildcards)
-            for p in read_manifest(path)
+            for p in read_manifest(fetched(path))
             if p.collection in SAFE_COLLECTIONS
         }
     )
@@ -60,6 +106,13 @@ def product_ids(wildcards):
 TO_S3 = isinstance(DESTINATION, S3Destination)
 # Local destination: the zips are written straight into it; S3: staged in results/zip.
 ZIP_DIR = "results/zip" if TO_S3 else str(DESTINATION.path).rstrip("/")
+# Where plan.tsv says each zip goes; with a storage prefix ZIP_DIR lives under it.
+if TO_S3:
+    PLAN_DESTINATION = config["destination"]["uri"]
+elif STORAGE_PREFIX:
+    PLAN_DESTINATION = "{}/{}".format(STORAGE_PREFIX.rstrip("/"), ZIP_DIR)
+else:
+    PLAN_DESTINATION = ZIP_DIR
 
 
 def product_targets(wildcards):
@@ -103,12 +156,12 @@ def bigearthnet_extract_bands(archive):
 
 
 def bigearthnet_metadata(wildcards):
-    return [str(path) for path in BIGEARTHNET.metadata]
+    return [local(str(path)) for path in BIGEARTHNET.metadata]
 
 
 def bigearthnet_reports(wildcards):
     return [
-        f"{BIGEARTHNET_RESOURCES}/rendered/{product}.tsv"
+        local(f"{BIGEARTHNET_RESOURCES}/rendered/{product}.tsv")
         for product in BIGEARTHNET.products
     ]
 

@@ -39,7 +39,7 @@ rule plan:
     conda:
         "../envs/eopack.yaml"
     params:
-        destination=ZIP_DIR if not TO_S3 else config["destination"]["uri"],
+        destination=PLAN_DESTINATION,
         collections=SAFE_COLLECTIONS,
     script:
         "../scripts/plan.py"

@@ -1,11 +1,11 @@
 checkpoint search:
     input:
-        aoi=lambda w: AOIS[w.aoi],
+        aoi=lambda w: local(AOIS[w.aoi]),
     output:
         # update(): Snakemake keeps (and restores) the previous manifest if a re-search
-        # fails, instead of deleting it before the job runs.
-        manifest=update("results/search/{aoi}/{start}_{end}.geojson"),
-        picture=update("results/search/{aoi}/{start}_{end}.png"),
+        # fails, instead of deleting it before the job runs (not in storage: keep_previous).
+        manifest=keep_previous("results/search/{aoi}/{start}_{end}.geojson"),
+        picture=keep_previous("results/search/{aoi}/{start}_{end}.png"),
     log:
         "logs/search/{aoi}/{start}_{end}.log",
     conda:

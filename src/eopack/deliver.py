@@ -98,10 +98,11 @@ def clean_prefix(prefix: str, where: str) -> str:
 
 
 def parse_destination(
-    value: str | os.PathLike[str] | None, default: str = "results"
+    value: str | os.PathLike[str] | None,
+    default: str = "results",
+    where: str = "config: destination.uri",
 ) -> Destination:
     """The destination named in config: ``s3://bucket[/prefix]`` or a local folder."""
-    where = "config: destination.uri"
     text = os.fspath(value) if value is not None else ""
     if not text.strip():
         return LocalDestination(Path(default))
@@ -139,11 +140,15 @@ def destination_error(exc: Exception, bucket: str, key: str) -> EopackError:
     return describe_error(exc, bucket, key)
 
 
-def check_not_source(destination: Destination, source_buckets: Collection[str]) -> None:
+def check_not_source(
+    destination: Destination,
+    source_buckets: Collection[str],
+    where: str = "config: destination.uri",
+) -> None:
     """Pre-flight: an s3:// destination must not be a source bucket (eopack only reads those)."""
     if isinstance(destination, S3Destination) and destination.bucket in source_buckets:
         raise EopackError(
-            f"config: destination.uri: {destination}: {destination.bucket} is a configured "
+            f"{where}: {destination}: {destination.bucket} is a configured "
             "source bucket (eopack never writes to a source)"
         )
 
