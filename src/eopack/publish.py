@@ -106,9 +106,9 @@ def check_expiry(expires_s: int, max_expires_s: int) -> None:
         )
     if expires_s > max_expires_s:
         raise EopackError(
-            f"config: publish.expires_s: {expires_s} s is above publish.max_expires_s = "
-            f"{_duration(max_expires_s)}; raise publish.max_expires_s (at most "
-            f"{_duration(SIGV4_MAX_EXPIRES_S)}) for longer-lived URLs"
+            f"config: publish.expires_s: {expires_s} s is above publish.max_expires_s, "
+            f"{_duration(max_expires_s)}; raise publish.max_expires_s, up to "
+            f"{_duration(SIGV4_MAX_EXPIRES_S)}, for longer-lived URLs"
         )
 
 
