@@ -18,6 +18,7 @@ include: "rules/safe.smk"
 include: "rules/archive.smk"
 include: "rules/deliver.smk"
 include: "rules/bigearthnet.smk"
+include: "rules/publish.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         "results/plan.tsv",
         product_targets,
         bigearthnet_targets,
+        publish_targets,

@@ -7,6 +7,7 @@ from eopack.bigearthnet.source import ARCHIVES, archive_name, prepare_inputs
 from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
+from eopack.publish import publish_settings
 from eopack.search.manifest import read_manifest
 from eopack.storage import (
     check_shared_resources,
@@ -27,6 +28,7 @@ try:
         config.get("destination", {}).get("uri", "results/zip")
     )
     check_not_source(DESTINATION, source_buckets(config))
+    PUBLISH = publish_settings(config)
 except EopackError as err:
     sys.exit(f"eopack: {err}")
 
@@ -195,3 +197,41 @@ def bigearthnet_requested(wildcards):
             "the BigEarthNet datasets (the real release is ~60 GB to download)"
         )
     return bigearthnet_targets(wildcards)
+
+
+# --- Publishing (rules/publish.smk) --------------------------------------------------------
+
+
+def publish_targets(wildcards):
+    """What `all` publishes: urls.tsv when publish.uri is set, else nothing."""
+    return ["results/publish/urls.tsv"] if PUBLISH.enabled else []
+
+
+def publish_requested(wildcards):
+    """Target `publish`: urls.tsv, or a clear error when publishing is off."""
+    if not PUBLISH.enabled:
+        raise WorkflowError(
+            "eopack: publish.uri is not set in the config; set it to s3://bucket/prefix "
+            "to publish the results"
+        )
+    return publish_targets(wildcards)
+
+
+def publish_receipts(wildcards):
+    """The receipts urls.tsv is made from. SAFE zips already delivered to an s3://
+    destination are presigned where they are (their delivery receipts), not uploaded again.
+    """
+    receipts = []
+    if PUBLISH.includes("safe_zips"):
+        folder = "results/deliver" if TO_S3 else "results/publish"
+        receipts += [f"{folder}/{pid}.zip.json" for pid in product_ids(wildcards)]
+    if PUBLISH.includes("bigearthnet") and BIGEARTHNET is not None:
+        names = [Path(path).name for path in bigearthnet_targets(wildcards)]
+        receipts += [f"results/publish/bigearthnet/{name}.json" for name in names]
+    return receipts
+
+
+def publish_source(wildcards):
+    """The local file behind a published object: {id}.zip or bigearthnet/{name}."""
+    folder, _, name = wildcards.object.rpartition("/")
+    return f"{BIGEARTHNET_RESULTS}/{name}" if folder else f"{ZIP_DIR}/{name}"

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import copy_workflow, run_snakemake
+
+from eopack.demo.world import PUBLISH_BUCKET
+from eopack.publish import read_urls
 
 # Demo products that intersect a demo AOI inside a demo date range (see eopack.demo.s1world).
 WANTED_STARTS = {
@@ -106,3 +111,78 @@ def test_secrets_do_not_reach_logs_or_results(world, demo_run):
         for path in Path(workdir, folder).rglob("*"):
             if path.is_file() and path.suffix in (".log", ".json", ".geojson"):
                 assert secret not in path.read_text(errors="ignore"), path
+
+
+# Publishing (config/demo.yaml publishes to the demo world's bucket)
+# --------------------------------------------------------------------------------------------
+
+PUBLISHED_BEN = {
+    "bigearthnet_pngs.zip",
+    "bigearthnet_mask_pngs.zip",
+    "index.csv",
+    "skipped.tsv",
+    "classes.json",
+    "SHA256SUMS",
+}
+
+
+def _local_file(workdir: Path, name: str) -> Path:
+    folder, _, base = name.rpartition("/")
+    return workdir / "results" / ("bigearthnet" if folder else "zip") / base
+
+
+def test_published_urls_download_the_results(world, demo_run):
+    """Every SAFE zip and dataset file has a presigned URL that serves its exact bytes."""
+    workdir, _ = demo_run
+    rows = read_urls(workdir / "results" / "publish" / "urls.tsv")
+    zips = {p.name for p in (workdir / "results" / "zip").glob("*.zip")}
+    expected = zips | {f"bigearthnet/{name}" for name in PUBLISHED_BEN}
+    assert [r["object"] for r in rows] == sorted(expected)
+    for row in rows:
+        assert row["uri"] == f"s3://{PUBLISH_BUCKET}/eopack/{row['object']}"
+        assert row["url"].startswith(world.s3.endpoint_url + "/")
+        with urllib.request.urlopen(row["url"], timeout=30) as response:
+            assert response.read() == _local_file(workdir, row["object"]).read_bytes(), row
+    log = (workdir / "logs" / "publish" / "urls.log").read_text()
+    assert f"{len(rows)} presigned URLs, valid 43200 s (12 h)" in log
+    assert "X-Amz-Signature" not in log and world.env()["AWS_SECRET_ACCESS_KEY"] not in log
+
+
+def test_forcerun_publish_urls_refreshes_only_the_urls(world, demo_run):
+    workdir, _ = demo_run
+    urls = workdir / "results" / "publish" / "urls.tsv"
+    before = {r["object"]: r for r in read_urls(urls)}
+    time.sleep(1.1)  # a new signing second: new signatures, a later expiry
+    proc = run_snakemake(
+        workdir,
+        "--cores",
+        "2",
+        "--configfile",
+        "config/demo.yaml",
+        "--forcerun",
+        "publish_urls",
+        env=world.env(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(Rule: publish_urls)" in proc.stderr
+    assert "publish_upload" not in proc.stderr
+    after = {r["object"]: r for r in read_urls(urls)}
+    assert after.keys() == before.keys()
+    for name, row in after.items():
+        assert row["url"] != before[name]["url"]
+        assert row["expires"] > before[name]["expires"]
+
+
+def test_rebuilt_zip_is_not_uploaded_again(world, demo_run):
+    """A rebuilt zip has the same bytes: its publish job runs and skips the upload."""
+    workdir, _ = demo_run
+    path = sorted((workdir / "results" / "zip").glob("*.zip"))[-1]
+    path.unlink()
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", env=world.env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    receipt = workdir / "results" / "publish" / f"{path.name}.json"
+    assert json.loads(receipt.read_text())["skipped"] is True
+    log = (workdir / "logs" / "publish" / f"{path.name}.log").read_text()
+    assert "already published (same SHA-256)" in log

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import copy_workflow, run_snakemake
+
+from eopack.demo.world import PUBLISH_BUCKET
+from eopack.publish import read_urls
 
 DEST_BUCKET = "eopack-deliveries"
 PREFIX = "runs/demo"
@@ -149,3 +153,20 @@ def test_streamed_zips_match_the_local_ones_and_stage_nothing(world, s3_run, tmp
         receipt = json.loads((workdir / "results" / "deliver" / f"{pid}.zip.json").read_text())
         assert receipt["sha256"] == hashlib.sha256(body).hexdigest()
         assert receipt["report"]["ok"] is True
+
+
+def test_delivered_zips_are_presigned_where_they_are(world, s3_run):
+    """With an s3:// destination the zips are not uploaded a second time for publishing:
+    urls.tsv signs the delivered objects; the datasets go to publish.uri."""
+    workdir, _ = s3_run
+    rows = read_urls(workdir / "results" / "publish" / "urls.tsv")
+    zips = {p.name: p for p in (workdir / "results" / "zip").glob("*.zip")}
+    by_object = {r["object"]: r for r in rows}
+    assert {name for name in by_object if not name.startswith("bigearthnet/")} == set(zips)
+    assert not list((workdir / "results" / "publish").glob("*.zip.json"))
+    for name, path in zips.items():
+        assert by_object[name]["uri"] == f"s3://{DEST_BUCKET}/{PREFIX}/{name}"
+        with urllib.request.urlopen(by_object[name]["url"], timeout=30) as response:
+            assert response.read() == path.read_bytes()
+    index = by_object["bigearthnet/index.csv"]
+    assert index["uri"] == f"s3://{PUBLISH_BUCKET}/eopack/bigearthnet/index.csv"

@@ -31,7 +31,7 @@ def demo(args: argparse.Namespace) -> int:
     if code == 0:
         results = Path("results").resolve()
         print(f"eopack demo: results in {results}")
-        for sub in ("search", "safe", "zip", "bigearthnet"):
+        for sub in ("search", "safe", "zip", "bigearthnet", "publish"):
             if (results / sub).exists():
                 count = sum(1 for _ in (results / sub).iterdir())
                 print(f"  {results / sub}  ({count} entries)")

@@ -102,7 +102,7 @@ def parse_destination(
     default: str = "results",
     where: str = "config: destination.uri",
 ) -> Destination:
-    """The destination named in config: ``s3://bucket[/prefix]`` or a local folder."""
+    """The destination named in config (``where``): ``s3://bucket[/prefix]`` or a local folder."""
     text = os.fspath(value) if value is not None else ""
     if not text.strip():
         return LocalDestination(Path(default))
@@ -632,13 +632,17 @@ def upload_file(
     part_size: int = DEFAULT_PART_SIZE,
     max_workers: int = 8,
     content_type: str = "application/zip",
+    skip_existing: bool = False,
 ) -> dict[str, Any]:
     """Upload a local file with boto3's managed transfer (multipart from the threshold on).
 
     Every request carries a SHA-256 that S3 checks; afterwards the stored checksum is
     compared with the file's, and a mismatching object is deleted. Readers never see a
     partial object: S3 publishes a PUT or a completed multipart upload atomically, and a
-    failed multipart upload is aborted by the transfer manager.
+    failed multipart upload is aborted by the transfer manager. The file's SHA-256 is also
+    stored as metadata ``sha256``: unlike S3's multipart checksum it does not depend on the
+    part size, so ``skip_existing`` can recognise the same bytes uploaded with other settings
+    and then uploads nothing (``skipped`` in the record).
     """
     path = Path(path)
     uri = f"s3://{dest_bucket}/{key}"
@@ -649,12 +653,22 @@ def upload_file(
     chunk = ChunksizeAdjuster().adjust_chunksize(part_size, size)
     multipart = size >= multipart_threshold
     sha256, expected = sha256_checksums(path, chunk if multipart else None)
+    record = {"uri": uri, "size": size, "sha256": sha256, "checksum_sha256": expected}
+    if skip_existing:
+        head = _head_checksum(client, dest_bucket, key)
+        if head is not None and _same_bytes(head, size, sha256, expected):
+            log.info("%s: already there with the same SHA-256; not uploaded again", uri)
+            return {**record, "etag": head.get("ETag"), "multipart": None, "skipped": True}
     config = TransferConfig(
         multipart_threshold=multipart_threshold,
         multipart_chunksize=chunk,
         max_concurrency=max_workers,
     )
-    extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type}
+    extra = {
+        "ChecksumAlgorithm": "SHA256",
+        "ContentType": content_type,
+        "Metadata": {"sha256": sha256},
+    }
     try:
         client.upload_file(str(path), dest_bucket, key, ExtraArgs=extra, Config=config)
         head = client.head_object(Bucket=dest_bucket, Key=key, ChecksumMode="ENABLED")
@@ -664,14 +678,32 @@ def upload_file(
     except (ClientError, BotoCoreError) as exc:
         raise destination_error(exc, dest_bucket, key) from None
     _check_upload(client, path, uri, head, size, expected)
-    return {
-        "uri": uri,
-        "size": size,
-        "sha256": sha256,
-        "checksum_sha256": expected,
-        "etag": head.get("ETag"),
-        "multipart": multipart,
-    }
+    return {**record, "etag": head.get("ETag"), "multipart": multipart, "skipped": False}
+
+
+def _head_checksum(client: Any, bucket: str, key: str) -> Mapping[str, Any] | None:
+    """HEAD with the stored checksum; ``None`` when there is no such object."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        code, status = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return None
+        raise destination_error(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, key) from None
+
+
+def _same_bytes(head: Mapping[str, Any], size: int, sha256: str, expected: str) -> bool:
+    """Does the stored object hold the file's bytes? Same size, and S3's own checksum equal
+    to the one this upload would get or, for an upload with another part size, the ``sha256``
+    metadata that eopack writes with every upload whose body S3 checked."""
+    if int(head.get("ContentLength", -1)) != size:
+        return False
+    stored = head.get("ChecksumSHA256")
+    if stored and stored.split("-", 1)[0] == expected:
+        return True
+    return head.get("Metadata", {}).get("sha256") == sha256
 
 
 def _check_upload(

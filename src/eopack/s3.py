@@ -48,14 +48,20 @@ def source_bucket(sources: Mapping[str, Mapping[str, Any]], name: str) -> Source
     return SourceBucket(name, entry["region"], bool(entry.get("requester_pays", True)))
 
 
-def make_client(region: str | None = None, max_pool: int = 16) -> Any:
-    """A boto3 S3 client with adaptive retries and a pool big enough for parallel files."""
+def make_client(
+    region: str | None = None, max_pool: int = 16, signature_version: str | None = None
+) -> Any:
+    """A boto3 S3 client with adaptive retries and a pool big enough for parallel files.
+
+    ``signature_version="s3v4"`` pins SigV4 (presigned URLs: its 7-day limit is the one we check).
+    """
     config = Config(
         region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1",
         retries={"mode": "adaptive", "max_attempts": 10},
         max_pool_connections=max_pool,
         connect_timeout=20,
         read_timeout=120,
+        **({"signature_version": signature_version} if signature_version else {}),
     )
     return boto3.session.Session().client("s3", config=config)
 

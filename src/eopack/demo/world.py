@@ -26,6 +26,8 @@ DEMO_CREDENTIALS = {
 #: The mini BigEarthNet release (a Zenodo-like flat folder) on the local S3 server.
 BIGEARTHNET_BUCKET = "eopack-demo-bigearthnet"
 BIGEARTHNET_PREFIX = "zenodo"
+#: The empty bucket config/demo.yaml publishes to (``publish.uri``), as a user's own bucket.
+PUBLISH_BUCKET = "eopack-demo-publish"
 
 
 class DemoWorld(Service):
@@ -64,6 +66,8 @@ class DemoWorld(Service):
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
         self.benworld = build_benworld(self.state_dir / "bigearthnet", s1=False)
         seed_bigearthnet_bucket(client, self.benworld)
+        region = {"LocationConstraint": DEMO_CREDENTIALS["AWS_DEFAULT_REGION"]}
+        client.create_bucket(Bucket=PUBLISH_BUCKET, CreateBucketConfiguration=region)
         return self
 
     def client(self) -> Any:

@@ -1,0 +1,47 @@
+# Publishing (README, "Publishing"): results uploaded to publish.uri, then presigned GET URLs in
+# results/publish/urls.tsv. Receipts hold no URL (URLs expire); urls.tsv is signed afresh from
+# them by publish_urls: `snakemake --forcerun publish_urls` refreshes it and uploads nothing.
+
+
+wildcard_constraints:
+    object=r"[A-Za-z0-9_]+\.zip|bigearthnet/[A-Za-z0-9_]+\.(zip|csv|tsv|json)|bigearthnet/SHA256SUMS",
+
+
+rule publish_upload:
+    input:
+        publish_source,
+    output:
+        "results/publish/{object}.json",
+    log:
+        "logs/publish/{object}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        s3_transfers=1,
+    params:
+        # A function: the lint would take an s3:// URI for a hard-coded path.
+        uri=lambda w: PUBLISH.destination and PUBLISH.destination.uri(),
+        source_buckets=PUBLISH.source_buckets,
+    script:
+        "../scripts/publish_upload.py"
+
+
+rule publish_urls:
+    input:
+        publish_receipts,
+    output:
+        "results/publish/urls.tsv",
+    log:
+        "logs/publish/urls.log",
+    conda:
+        "../envs/eopack.yaml"
+    params:
+        expires_s=PUBLISH.expires_s,
+        max_expires_s=PUBLISH.max_expires_s,
+    script:
+        "../scripts/publish_urls.py"
+
+
+rule publish:
+    input:
+        publish_requested,

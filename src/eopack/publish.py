@@ -1,0 +1,363 @@
+"""Publish results: upload them to ``s3://bucket/prefix`` and share them by presigned GET URL.
+
+Uploads are :func:`eopack.deliver.upload_file` (multipart, a SHA-256 that S3 checks and that
+is compared afterwards), skipped when the object already holds the file's bytes. Each upload
+leaves a receipt without a URL: URLs expire, receipts must stay true. ``urls.tsv`` is made
+from the receipts by one last job, which checks that every object is still there and signs
+fresh URLs; re-running that job alone refreshes the URLs without uploading anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eopack.deliver import (
+    DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_PART_SIZE,
+    S3Destination,
+    check_not_source,
+    parse_destination,
+    pmap,
+    upload_file,
+    write_receipt,
+)
+from eopack.errors import EopackError
+from eopack.fsutil import atomic_output
+from eopack.s3 import describe_error, make_client, parse_s3_uri
+
+log = logging.getLogger(__name__)
+
+SAFE_ZIPS = "safe_zips"
+BIGEARTHNET = "bigearthnet"
+INCLUDE = (SAFE_ZIPS, BIGEARTHNET)
+MIN_EXPIRES_S = 60
+DEFAULT_EXPIRES_S = 12 * 3600
+SIGV4_MAX_EXPIRES_S = 7 * 24 * 3600  # AWS refuses a SigV4 presigned URL valid any longer
+URLS_COLUMNS = ("object", "uri", "url", "expires")
+CONTENT_TYPES = {
+    ".zip": "application/zip",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".json": "application/json",
+}
+TEXT_NAMES = {"SHA256SUMS"}
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """The config's ``publish:`` section, checked; no ``destination`` = publishing is off."""
+
+    destination: S3Destination | None
+    include: frozenset[str]
+    expires_s: int
+    max_expires_s: int
+    source_buckets: tuple[str, ...]
+
+    @property
+    def enabled(self) -> bool:
+        return self.destination is not None
+
+    def includes(self, what: str) -> bool:
+        """Is ``what`` (:data:`SAFE_ZIPS`, :data:`BIGEARTHNET`) published?"""
+        return self.enabled and what in self.include
+
+
+def _duration(seconds: int) -> str:
+    """``43200 s (12 h)``: seconds as configured, hours or days as people think of them."""
+    if seconds % 86400 == 0:
+        days = seconds // 86400
+        return f"{seconds} s ({days} day{'s' if days > 1 else ''})"
+    if seconds % 3600 == 0:
+        return f"{seconds} s ({seconds // 3600} h)"
+    return f"{seconds} s"
+
+
+def check_expiry(expires_s: int, max_expires_s: int) -> None:
+    """URL lifetime: at least a minute, at most the cap; the cap (12 h unless raised on
+    purpose, a long-lived link is hard to take back) never above SigV4's 7 days."""
+    if expires_s < MIN_EXPIRES_S:
+        raise EopackError(
+            f"config: publish.expires_s: {expires_s} s is below the minimum of {MIN_EXPIRES_S} s"
+        )
+    if max_expires_s < MIN_EXPIRES_S:
+        raise EopackError(
+            f"config: publish.max_expires_s: {max_expires_s} s is below the minimum of "
+            f"{MIN_EXPIRES_S} s"
+        )
+    if max_expires_s > SIGV4_MAX_EXPIRES_S:
+        raise EopackError(
+            f"config: publish.max_expires_s: {max_expires_s} s is above the SigV4 maximum of "
+            f"{_duration(SIGV4_MAX_EXPIRES_S)}"
+        )
+    if expires_s > max_expires_s:
+        raise EopackError(
+            f"config: publish.expires_s: {expires_s} s is above publish.max_expires_s, "
+            f"{_duration(max_expires_s)}; raise publish.max_expires_s, up to "
+            f"{_duration(SIGV4_MAX_EXPIRES_S)}, for longer-lived URLs"
+        )
+
+
+def source_buckets(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every bucket eopack reads from: ``sources`` and an ``s3://`` BigEarthNet source."""
+    names = set(config.get("sources") or {})
+    ben_source = str((config.get("bigearthnet") or {}).get("source") or "")
+    if ben_source.startswith("s3://"):
+        names.add(parse_s3_uri(ben_source)[0])
+    return tuple(sorted(names))
+
+
+def parse_publish_uri(uri: str) -> S3Destination:
+    """``publish.uri`` as a destination; it must be on S3 (a URL needs a bucket to point at)."""
+    where = "config: publish.uri"
+    if not str(uri).startswith("s3://"):
+        raise EopackError(
+            f"{where}: {uri!r} is not s3://bucket/prefix (presigned URLs need an S3 bucket)"
+        )
+    dest = parse_destination(uri, where=where)
+    if not isinstance(dest, S3Destination):  # unreachable: s3:// parses as S3
+        raise EopackError(f"{where}: {uri!r} is not s3://bucket/prefix")
+    return dest
+
+
+def publish_settings(config: Mapping[str, Any]) -> PublishSettings:
+    """Check ``publish:`` before any job runs; one line naming the key when it is wrong."""
+    section = config.get("publish") or {}
+    expires_s = int(section.get("expires_s", DEFAULT_EXPIRES_S))
+    max_expires_s = int(section.get("max_expires_s", DEFAULT_EXPIRES_S))
+    check_expiry(expires_s, max_expires_s)
+    sources = source_buckets(config)
+    uri = section.get("uri")
+    destination = None
+    if uri is not None and str(uri).strip():
+        destination = parse_publish_uri(str(uri))
+        check_not_source(destination, sources, where="config: publish.uri")
+    include = frozenset(section.get("include", INCLUDE))
+    return PublishSettings(destination, include, expires_s, max_expires_s, sources)
+
+
+# Upload
+# --------------------------------------------------------------------------------------------
+
+
+def content_type(path: str | Path) -> str:
+    """What a browser should make of the download."""
+    path = Path(path)
+    if path.name in TEXT_NAMES:
+        return "text/plain"
+    return CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def publish_file(
+    path: str | Path,
+    object_name: str,
+    uri: str,
+    source_buckets: Collection[str],
+    receipt: str | Path,
+    *,
+    max_workers: int = 8,
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+    part_size: int = DEFAULT_PART_SIZE,
+) -> dict[str, Any]:
+    """Upload ``path`` to ``{uri}/{object_name}`` unless it is already there with the same
+    SHA-256 (``skipped``), and write the receipt: object, URI, size, SHA-256, no URL."""
+    dest = parse_publish_uri(uri)
+    client = make_client(max_pool=max(10, max_workers * 2))
+    record = upload_file(
+        client,
+        path,
+        dest.bucket,
+        dest.key(object_name),
+        source_buckets=source_buckets,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
+        max_workers=max_workers,
+        content_type=content_type(path),
+        skip_existing=True,
+    )
+    record = {"object": object_name, "file": str(path), **record}
+    done = "already published (same SHA-256)" if record["skipped"] else "uploaded"
+    log.info("%s -> %s: %s, %d bytes", path, record["uri"], done, record["size"])
+    write_receipt(record, receipt)
+    return record
+
+
+# Presigned URLs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedUrl:
+    """One row of ``urls.tsv``."""
+
+    object: str
+    uri: str
+    url: str
+    expires: dt.datetime
+
+    def row(self) -> tuple[str, str, str, str]:
+        return self.object, self.uri, self.url, self.expires.strftime(ISO_UTC)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a receipt says was published (publish receipts and S3 delivery receipts)."""
+
+    object: str
+    uri: str
+    size: int
+    receipt: str
+
+
+def read_receipt(path: str | Path) -> Published:
+    """A receipt's object name, URI and size. Delivery receipts (``results/deliver``) have no
+    object name: theirs is the key's file name, as under the destination prefix."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        uri, size = str(doc["uri"]), int(doc["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EopackError(f"{path}: not a publish or delivery receipt (uri, size)") from None
+    name = doc.get("object") or PurePosixPath(parse_s3_uri(uri)[1]).name
+    return Published(str(name), uri, size, str(path))
+
+
+def _read_error(exc: Exception, uri: str, receipt: str) -> EopackError:
+    """One line for a published object that cannot be read back."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            return EopackError(f"{uri}: bucket does not exist")
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return EopackError(
+                f"{uri}: published object not found; delete {receipt} and run again to upload it"
+            )
+        if code in ("403", "AccessDenied", "Forbidden") or status == 403:
+            return EopackError(
+                f"{uri}: access denied reading the object (a presigned URL has the rights "
+                "of the credentials that sign it)"
+            )
+    bucket, key = parse_s3_uri(uri)
+    return describe_error(exc, bucket, key)
+
+
+def bucket_region(client: Any, bucket: str) -> str:
+    """The bucket's region: a SigV4 URL signed for another region is refused by S3."""
+    try:
+        response = client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            raise EopackError(f"s3://{bucket}/: bucket does not exist") from None
+        if status == 403:
+            raise EopackError(
+                f"s3://{bucket}/: access denied on the bucket (check AWS credentials)"
+            ) from None
+        raise describe_error(exc, bucket, "") from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, "") from None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = response.get("BucketRegion") or headers.get("x-amz-bucket-region")
+    return str(region or client.meta.region_name)
+
+
+def check_published(client: Any, item: Published) -> None:
+    """The object is there with the receipt's size: a URL to a missing object is no use."""
+    bucket, key = parse_s3_uri(item.uri)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as exc:
+        raise _read_error(exc, item.uri, item.receipt) from None
+    size = int(head["ContentLength"])
+    if size != item.size:
+        raise EopackError(
+            f"{item.uri}: object is {size} bytes, {item.receipt} says {item.size} (changed "
+            "after publishing); delete the receipt and run again"
+        )
+
+
+def presign(client: Any, uri: str, expires_s: int) -> tuple[str, dt.datetime]:
+    """A presigned GET URL and its expiry, read from the URL (signing time + lifetime)."""
+    bucket, key = parse_s3_uri(uri)
+    url = client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+    )
+    query = parse_qs(urlsplit(url).query)
+    try:
+        signed = dt.datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+        lifetime = int(query["X-Amz-Expires"][0])
+    except (KeyError, ValueError):
+        raise EopackError(f"{uri}: the presigned URL is not SigV4 (no X-Amz-Date)") from None
+    return url, signed.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=lifetime)
+
+
+def presign_receipts(
+    receipts: Sequence[str | Path], expires_s: int, max_expires_s: int, max_workers: int = 8
+) -> list[PublishedUrl]:
+    """Presigned URLs for every receipt's object (checked first), sorted by object name."""
+    check_expiry(expires_s, max_expires_s)
+    items = [read_receipt(path) for path in receipts]
+    seen: dict[str, Published] = {}
+    for item in items:
+        if item.object in seen:
+            raise EopackError(
+                f"{item.receipt}: object {item.object} is also in {seen[item.object].receipt}"
+            )
+        seen[item.object] = item
+    client = make_client(max_pool=max(10, max_workers * 2))
+    buckets = sorted({parse_s3_uri(item.uri)[0] for item in items})
+    signers = {b: make_client(bucket_region(client, b), signature_version="s3v4") for b in buckets}
+    with ThreadPoolExecutor(max_workers) as pool:
+        pmap(pool, lambda item: check_published(client, item), items)
+    rows = []
+    for item in sorted(items, key=lambda i: i.object):
+        url, expires = presign(signers[parse_s3_uri(item.uri)[0]], item.uri, expires_s)
+        rows.append(PublishedUrl(item.object, item.uri, url, expires))
+    return rows
+
+
+def write_urls(
+    receipts: Sequence[str | Path],
+    output: str | Path,
+    expires_s: int = DEFAULT_EXPIRES_S,
+    max_expires_s: int = DEFAULT_EXPIRES_S,
+) -> list[PublishedUrl]:
+    """``urls.tsv``: a header, then object, URI, URL, expiry (UTC ISO 8601) per object.
+
+    The URLs are never logged: they are bearer tokens until they expire.
+    """
+    rows = presign_receipts(receipts, expires_s, max_expires_s)
+    with atomic_output(output, text=True) as handle:
+        for row in [URLS_COLUMNS, *(r.row() for r in rows)]:
+            handle.write("\t".join(row) + "\n")
+    until = min((r.expires for r in rows), default=None)
+    log.info(
+        "%s: %d presigned URLs, valid %s%s",
+        output,
+        len(rows),
+        _duration(expires_s),
+        f", until {until.strftime(ISO_UTC)}" if until else "",
+    )
+    return rows
+
+
+def read_urls(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a ``urls.tsv`` as dicts keyed by :data:`URLS_COLUMNS`."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or tuple(lines[0].split("\t")) != URLS_COLUMNS:
+        raise EopackError(f"{path}: not a urls.tsv (header {' '.join(URLS_COLUMNS)})")
+    return [dict(zip(URLS_COLUMNS, line.split("\t"), strict=True)) for line in lines[1:]]

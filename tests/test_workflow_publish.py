@@ -1,0 +1,136 @@
+"""Publishing through Snakemake: bad publish settings stop before any job with one line, and
+publish jobs that meet a missing or read-only bucket fail with one line in their log. The
+demo run's urls.tsv itself is checked in test_workflow.py."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import copy_workflow, run_snakemake
+
+from eopack.demo.s1world import DEMO_BUCKET
+
+# One small published object: the class table (no SAFE is built for it).
+CLASSES = "results/publish/bigearthnet/classes.json.json"
+CLASSES_LOG = Path("logs/publish/bigearthnet/classes.json.log")
+
+
+def write_publish(workdir: Path, publish: dict) -> str:
+    path = workdir / "config" / "publish.yaml"
+    path.write_text(yaml.safe_dump({"publish": publish}))
+    return str(path.relative_to(workdir))
+
+
+def eopack_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("eopack: ")]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "wf")
+
+
+@pytest.mark.parametrize(
+    ("publish", "message"),
+    [
+        ({"expires_s": 30}, "config: publish.expires_s: 30 s is below the minimum of 60 s"),
+        (
+            {"expires_s": 86400},
+            "config: publish.expires_s: 86400 s is above publish.max_expires_s, 43200 s (12 h); "
+            "raise publish.max_expires_s, up to 604800 s (7 days), for longer-lived URLs",
+        ),
+        (
+            {"expires_s": 86400, "max_expires_s": 1209600},
+            "config: publish.max_expires_s: 1209600 s is above the SigV4 maximum of "
+            "604800 s (7 days)",
+        ),
+        (
+            {"uri": f"s3://{DEMO_BUCKET}/shared"},
+            f"config: publish.uri: s3://{DEMO_BUCKET}/shared/: {DEMO_BUCKET} is a configured "
+            "source bucket (eopack never writes to a source)",
+        ),
+        (
+            {"uri": "results/shared"},
+            "config: publish.uri: 'results/shared' is not s3://bucket/prefix "
+            "(presigned URLs need an S3 bucket)",
+        ),
+        ({"expires_s": "12h"}, "config: publish.expires_s: '12h' is not of type 'integer'"),
+    ],
+    ids=["below-min", "above-cap", "above-sigv4", "source-bucket", "local-folder", "not-int"],
+)
+def test_bad_publish_settings_stop_before_any_job(world, workdir, publish, message):
+    extra = write_publish(workdir, publish)
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/demo.yaml", extra, env=world.env())
+    assert proc.returncode != 0
+    assert eopack_lines(proc.stderr) == [f"eopack: {message}"]
+    assert "Traceback" not in proc.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_longer_urls_need_the_cap_raised(world, workdir):
+    extra = write_publish(workdir, {"expires_s": 86400, "max_expires_s": 604800})
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/demo.yaml", extra, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rule publish_urls:" in proc.stdout + proc.stderr
+
+
+def test_publish_target_when_publishing_is_off(world, workdir):
+    extra = write_publish(workdir, {"uri": None})
+    proc = run_snakemake(
+        workdir, "publish", "-n", "--configfile", "config/demo.yaml", extra, env=world.env()
+    )
+    assert proc.returncode != 0
+    assert (
+        "eopack: publish.uri is not set in the config; set it to s3://bucket/prefix to publish "
+        "the results" in proc.stdout + proc.stderr
+    )
+    everything = run_snakemake(
+        workdir, "-n", "--configfile", "config/demo.yaml", extra, env=world.env()
+    )
+    assert everything.returncode == 0, everything.stderr[-3000:]
+    output = everything.stdout + everything.stderr
+    assert "rule publish_" not in output and "results/publish/" not in output
+
+
+def _publish_classes(world, workdir: Path, uri: str):
+    extra = write_publish(workdir, {"uri": uri})
+    return run_snakemake(
+        workdir, CLASSES, "--cores", "1", "--configfile", "config/demo.yaml", extra,
+        env=world.env(),
+    )  # fmt: skip
+
+
+def test_missing_publish_bucket_fails_the_job_with_one_line(world, workdir):
+    proc = _publish_classes(world, workdir, "s3://eopack-no-such-publish/x")
+    assert proc.returncode != 0
+    message = (
+        "s3://eopack-no-such-publish/x/bigearthnet/classes.json: destination bucket does not exist"
+    )
+    assert eopack_lines(proc.stderr) == [f"eopack: {message}"]
+    assert f"ERROR eopack: {message}" in (workdir / CLASSES_LOG).read_text()
+    assert not (workdir / CLASSES).exists()
+
+
+def test_read_only_publish_bucket_fails_the_job_with_one_line(world, workdir):
+    bucket = f"eopack-pub-ro-{uuid.uuid4().hex[:8]}"
+    world.client().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    world.s3.set_read_only(bucket)
+    try:
+        proc = _publish_classes(world, workdir, f"s3://{bucket}/x")
+    finally:
+        world.s3.set_read_only(bucket, False)
+    assert proc.returncode != 0
+    message = (
+        f"s3://{bucket}/x/bigearthnet/classes.json: access denied on the destination "
+        "(not writable with these credentials)"
+    )
+    assert eopack_lines(proc.stderr) == [f"eopack: {message}"]
+    log = (workdir / CLASSES_LOG).read_text()
+    assert f"ERROR eopack: {message}" in log
+    assert world.env()["AWS_SECRET_ACCESS_KEY"] not in log + proc.stderr + proc.stdout
+    assert not (workdir / CLASSES).exists()
