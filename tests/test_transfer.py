@@ -474,7 +474,8 @@ def test_rebuild_safe_resumes_from_its_staging_folder(world, world_env, s3net, t
             done = done_parts.get(Path(safe_path).name, [])
             asked_parts = [r for k, r in zip(log.keys, log.ranges, strict=True) if k.endswith(key)]
             skipped = {f"bytes={i * 16384}-{(i + 1) * 16384 - 1}" for i in done}
-            assert sorted(asked_parts) == sorted(part_ranges(104304, 16384) - skipped)
+            # A set: under load a request may be retried by the client (the same range again).
+            assert set(asked_parts) == part_ranges(104304, 16384) - skipped
     assert not staging.exists()
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     assert files == set(product.filename_map)
