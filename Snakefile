@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -18,6 +21,7 @@ include: "rules/safe.smk"
 include: "rules/archive.smk"
 include: "rules/deliver.smk"
 include: "rules/bigearthnet.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -27,3 +31,4 @@ rule all:
         "results/plan.tsv",
         product_targets,
         bigearthnet_targets,
+        report_targets,

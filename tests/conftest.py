@@ -14,7 +14,7 @@ import pytest
 from eopack.demo.world import DemoWorld
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
 
 
 @pytest.fixture(scope="session")
