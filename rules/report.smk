@@ -74,7 +74,7 @@ rule report_quicklook:
     conda:
         "../envs/eopack.yaml"
     resources:
-        mem_mb=128,
+        mem_mb=64,
     params:
         about=lambda w: describe_product(w.product),
     script:

@@ -1,7 +1,7 @@
 """Snakemake adapter: an AOI's quicklooks -> results/report/contact_sheets/{aoi}.png."""
 
 from eopack.jobs import run_job
-from eopack.report.quicklooks import write_contact_sheet
+from eopack.report.contact_sheet import write_contact_sheet
 
 run_job(
     snakemake.log[0],

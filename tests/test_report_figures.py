@@ -20,7 +20,7 @@ from eopack.bigearthnet.index import INDEX_COLUMNS
 from eopack.bigearthnet.png import encode_palette, encode_rgb
 from eopack.errors import EopackError
 from eopack.report import bigearthnet as ben
-from eopack.report import footprints, quicklooks, summary
+from eopack.report import contact_sheet, footprints, quicklooks, summary
 from eopack.report.products import describe_product
 
 S2 = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
@@ -332,10 +332,10 @@ def test_contact_sheet_uses_the_map_numbers(tmp_path):
         path.write_bytes(_png(colour))
         looks.append(path)
     out = tmp_path / "sheet.png"
-    assert quicklooks.write_contact_sheet("alps", manifests, looks, out) == 2
+    assert contact_sheet.write_contact_sheet("alps", manifests, looks, out) == 2
     colours = {tuple(c) for c in _png_pixels(out).reshape(-1, 3)}
     assert (250, 0, 0) in colours and (0, 0, 250) in colours
-    assert quicklooks.write_contact_sheet("alps", manifests, [], tmp_path / "none.png") == 0
+    assert contact_sheet.write_contact_sheet("alps", manifests, [], tmp_path / "none.png") == 0
 
 
 # Run summary -----------------------------------------------------------------------------------
