@@ -15,6 +15,7 @@ import hashlib
 import heapq
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,7 +222,7 @@ def render_sample_grid(
     if not rows:
         return message_figure(f"BigEarthNet {split}: no patches", "index.csv has no row in it")
     palette = table.palette()
-    legend_h = 0.17 * 10 + 0.2  # room for up to 20 legend entries in two columns
+    legend_h = 0.17 * math.ceil((len(table.classes) + 1) / 2) + 0.3  # two legend columns
     height = 1.45 * len(rows) + 0.5 + legend_h
     fig = new_figure(10, height)
     grid = fig.add_gridspec(
@@ -263,15 +264,20 @@ def render_sample_grid(
             transform=text.transAxes,
         )
         text.text(0.02, 0.8, labels, fontsize=FONT_SIZE - 1.5, va="top", transform=text.transAxes)
-    shown = [c for c in (*table.classes, table.unlabeled) if c.index in present]
-    fig.legend(
-        handles=_legend_handles(shown),
+    # Every class in its palette colour (the same legend for every split); the names of those
+    # not in these patches are grey.
+    entries = (*table.classes, table.unlabeled)
+    legend = fig.legend(
+        handles=_legend_handles(entries),
         loc="upper center",
         ncol=2,
         frameon=False,
         fontsize=FONT_SIZE - 1.5,
         bbox_to_anchor=(0.5, (legend_h - 0.15) / height),
     )
+    for text, cls in zip(legend.get_texts(), entries, strict=True):
+        if cls.index not in present:
+            text.set_color("0.6")
     fig.suptitle(
         f"BigEarthNet {split}: {len(rows)} of {total:,} patches (sampled by patch id)",
         fontsize=FONT_SIZE + 2,
