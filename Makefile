@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.eopack-installed
 CORES  ?= 2
 
 .PHONY: install system-deps demo test lint format clean
-# Debian tools the tests use: Info-ZIP zip/unzip cross-check eopack's archives.
-DEB_TOOLS := zip unzip
+# Debian tools the tests use: Info-ZIP zip/unzip cross-check eopack's archives; chromium
+# (headless) opens the Snakemake report in tests/test_report.py.
+DEB_TOOLS := zip unzip chromium
 
 install: $(STAMP)
 

@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -19,6 +22,7 @@ include: "rules/archive.smk"
 include: "rules/deliver.smk"
 include: "rules/bigearthnet.smk"
 include: "rules/publish.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -29,3 +33,4 @@ rule all:
         product_targets,
         bigearthnet_targets,
         publish_targets,
+        report_targets,

@@ -8,6 +8,7 @@ from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
 from eopack.publish import publish_settings
+from eopack.report.products import describe_product
 from eopack.search.manifest import read_manifest
 from eopack.storage import (
     check_shared_resources,
@@ -235,3 +236,85 @@ def publish_source(wildcards):
     """The local file behind a published object: {id}.zip or bigearthnet/{name}."""
     folder, _, name = wildcards.object.rpartition("/")
     return f"{BIGEARTHNET_RESULTS}/{name}" if folder else f"{ZIP_DIR}/{name}"
+
+
+# --- Report figures (rules/report.smk) -----------------------------------------------------
+
+REPORT_DIR = "results/report"
+# Quicklooks are read from the product zips: none exist locally when zips are streamed to S3.
+REPORT_QUICKLOOKS = not (TO_S3 and config["destination"]["stream_zip"])
+
+
+def aoi_manifests(wildcards):
+    """The search manifests of one AOI, in date-range order (the maps' product numbering)."""
+    return [
+        f"results/search/{wildcards.aoi}/{start}_{end}.geojson"
+        for start, end in DATE_RANGES
+    ]
+
+
+def aoi_quicklooks(wildcards):
+    """Quicklook PNGs of the AOI's SAFE products, once its search checkpoints have run."""
+    ids = {
+        p.id
+        for start, end in DATE_RANGES
+        for p in read_manifest(
+            checkpoints.search.get(
+                aoi=wildcards.aoi, start=start, end=end
+            ).output.manifest
+        )
+        if p.collection in SAFE_COLLECTIONS
+    }
+    return [f"{REPORT_DIR}/quicklooks/{pid}.png" for pid in sorted(ids)]
+
+
+def report_verify_reports(wildcards):
+    """verify.json of every product whose SAFE was rebuilt locally (not with stream_zip)."""
+    if not REPORT_QUICKLOOKS:
+        return []
+    return [f"results/safe/{pid}.verify.json" for pid in product_ids(wildcards)]
+
+
+def report_bigearthnet_files(wildcards):
+    return [] if BIGEARTHNET is None else bigearthnet_dataset_files(wildcards)
+
+
+def report_bigearthnet_folders(wildcards):
+    """Every rendered RGB and mask folder (the sample figures read patches from them)."""
+    return [
+        f"{BIGEARTHNET_RESULTS}/{kind}/{product}"
+        for kind in BIGEARTHNET_ZIP_FOLDERS.values()
+        for product in BIGEARTHNET.products
+    ]
+
+
+def report_log_patterns():
+    """Rule -> its log file patterns, so the run summary can group job logs by rule."""
+    return {r.name: [str(f) for f in r.log] for r in workflow.rules if r.log}
+
+
+def report_targets(wildcards):
+    """The report's pages in `all` (report.enabled), for those parts the run builds."""
+    if not config["report"]["enabled"]:
+        return []
+    return [f"{REPORT_DIR}/summary.html", *report_figures(wildcards)]
+
+
+def report_figures(wildcards):
+    """The report's figures: maps and quicklooks, BigEarthNet figures when it is built."""
+    targets = [f"{REPORT_DIR}/footprints/{aoi}.png" for aoi in AOIS]
+    if REPORT_QUICKLOOKS:
+        targets += [f"{REPORT_DIR}/contact_sheets/{aoi}.png" for aoi in AOIS]
+        targets += [
+            f"{REPORT_DIR}/quicklooks/{pid}.png" for pid in product_ids(wildcards)
+        ]
+    if BIGEARTHNET is not None:
+        ben = f"{REPORT_DIR}/bigearthnet"
+        targets += [
+            f"{ben}/samples_{split}.png" for split in config["bigearthnet"]["splits"]
+        ]
+        targets += [
+            f"{ben}/{name}.png"
+            for name in ("legend", "class_pixels", "label_frequencies")
+        ]
+    return targets

@@ -17,7 +17,7 @@ from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import DemoWorld
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,11 @@ def demo(args: argparse.Namespace) -> int:
             if (results / sub).exists():
                 count = sum(1 for _ in (results / sub).iterdir())
                 print(f"  {results / sub}  ({count} entries)")
+        if (results / "report").exists():
+            print(
+                "eopack demo: the report: .venv/bin/snakemake --configfile "
+                f"{args.configfile} --report report.html"
+            )
     return code
 
 

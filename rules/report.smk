@@ -1,0 +1,170 @@
+# Figures of the Snakemake report: `snakemake --report report.html` after a run. They are part
+# of `all` (report.enabled) wherever their inputs are, so the report finds them; each is cheap,
+# deterministic and bounded in memory (BigEarthNet figures sample patches by id).
+
+
+rule report_summary:
+    input:
+        manifests=search_manifests,
+        plan="results/plan.tsv",
+        deliveries=product_targets,
+        verify=report_verify_reports,
+        bigearthnet=report_bigearthnet_files,
+        # Last of the run: its job table then covers every other job.
+        figures=report_figures,
+    output:
+        report(
+            f"{REPORT_DIR}/summary.html",
+            caption="../report/summary.rst",
+            category="1. Run summary",
+            labels={"page": "run summary"},
+        ),
+    log:
+        "logs/report/summary.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=128,
+    params:
+        prices=config["plan"],
+        # Not inputs: deleting the downloaded archives must not make Snakemake fetch them again.
+        downloads=[
+            f"{BIGEARTHNET_RESOURCES}/{a}.tar.zst"
+            for a in (BIGEARTHNET_ARCHIVES if BIGEARTHNET is not None else [])
+        ],
+        log_patterns=lambda w: report_log_patterns(),
+    script:
+        "../scripts/report_summary.py"
+
+
+rule report_footprints:
+    input:
+        aoi=lambda w: AOIS[w.aoi],
+        manifests=aoi_manifests,
+    output:
+        report(
+            f"{REPORT_DIR}/footprints/{{aoi}}.png",
+            caption="../report/footprints.rst",
+            category="2. Areas of interest",
+            subcategory="{aoi}",
+            labels={"figure": "footprint map"},
+        ),
+    log:
+        "logs/report/footprints/{aoi}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
+    script:
+        "../scripts/report_footprints.py"
+
+
+rule report_quicklook:
+    input:
+        f"{ZIP_DIR}/{{product}}.zip",
+    output:
+        report(
+            f"{REPORT_DIR}/quicklooks/{{product}}.png",
+            caption="../report/quicklook.rst",
+            category="3. SAFE quicklooks",
+            labels={"product": "{product}"},
+        ),
+    log:
+        "logs/report/quicklooks/{product}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=64,
+    params:
+        about=lambda w: describe_product(w.product),
+    script:
+        "../scripts/report_quicklook.py"
+
+
+rule report_contact_sheet:
+    input:
+        manifests=aoi_manifests,
+        quicklooks=aoi_quicklooks,
+    output:
+        report(
+            f"{REPORT_DIR}/contact_sheets/{{aoi}}.png",
+            caption="../report/contact_sheet.rst",
+            category="2. Areas of interest",
+            subcategory="{aoi}",
+            labels={"figure": "SAFE quicklooks"},
+        ),
+    log:
+        "logs/report/contact_sheets/{aoi}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
+    script:
+        "../scripts/report_contact_sheet.py"
+
+
+rule report_bigearthnet_samples:
+    input:
+        index=f"{BIGEARTHNET_RESULTS}/index.csv",
+        classes=f"{BIGEARTHNET_RESULTS}/classes.json",
+        folders=report_bigearthnet_folders,
+    output:
+        report(
+            f"{REPORT_DIR}/bigearthnet/samples_{{split}}.png",
+            caption="../report/bigearthnet_samples.rst",
+            category="4. BigEarthNet",
+            subcategory="Sample patches",
+            labels={"split": "{split}"},
+        ),
+    log:
+        "logs/report/bigearthnet/samples_{split}.log",
+    wildcard_constraints:
+        split=r"[A-Za-z0-9_-]+",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
+    params:
+        size=config["report"]["sample_patches"],
+    script:
+        "../scripts/report_bigearthnet_samples.py"
+
+
+rule report_bigearthnet_classes:
+    input:
+        index=f"{BIGEARTHNET_RESULTS}/index.csv",
+        classes=f"{BIGEARTHNET_RESULTS}/classes.json",
+        folders=report_bigearthnet_folders,
+    output:
+        legend=report(
+            f"{REPORT_DIR}/bigearthnet/legend.png",
+            caption="../report/bigearthnet_legend.rst",
+            category="4. BigEarthNet",
+            subcategory="Classes",
+            labels={"figure": "legend"},
+        ),
+        pixels=report(
+            f"{REPORT_DIR}/bigearthnet/class_pixels.png",
+            caption="../report/bigearthnet_class_pixels.rst",
+            category="4. BigEarthNet",
+            subcategory="Classes",
+            labels={"figure": "class pixel histogram"},
+        ),
+        labels=report(
+            f"{REPORT_DIR}/bigearthnet/label_frequencies.png",
+            caption="../report/bigearthnet_label_frequencies.rst",
+            category="4. BigEarthNet",
+            subcategory="Classes",
+            labels={"figure": "label frequencies per split"},
+        ),
+    log:
+        "logs/report/bigearthnet/classes.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
+    params:
+        splits=config["bigearthnet"]["splits"],
+        size=config["report"]["histogram_patches"],
+    script:
+        "../scripts/report_bigearthnet_classes.py"

@@ -1,0 +1,420 @@
+"""The report's figure modules on small real files: sampling by patch id, class statistics,
+quicklooks from zips, footprint maps, the run summary; deterministic bytes and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eopack.bigearthnet.classes import CLASSES, PALETTE, classes_json
+from eopack.bigearthnet.index import INDEX_COLUMNS
+from eopack.bigearthnet.png import encode_palette, encode_rgb
+from eopack.errors import EopackError
+from eopack.report import bigearthnet as ben
+from eopack.report import contact_sheet, footprints, quicklooks, summary
+from eopack.report.products import describe_product
+
+S2 = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+SPLITS = ("train", "validation", "test")
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+# BigEarthNet -----------------------------------------------------------------------------------
+
+
+def write_dataset(root: Path, n: int, files: bool = True, only: set[str] | None = None) -> list:
+    """index.csv of ``n`` patches over three splits (+ classes.json, RGB and mask PNGs)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.json").write_bytes(classes_json())
+    rows = []
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        pid = f"{S2}_{i // 100}_{i % 100}"
+        labels = [CLASSES[i % 19].name, CLASSES[(i * 7 + 3) % 19].name]
+        rows.append(
+            [
+                pid,
+                SPLITS[i % 3],
+                S2,
+                ";".join(sorted(set(labels))),
+                f"rgb/{S2}/{pid}.png",
+                f"mask/{S2}/{pid}.png",
+            ]
+        )
+    with open(root / "index.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(INDEX_COLUMNS)
+        writer.writerows(rows)
+    if files:
+        for kind in ("rgb", "mask"):
+            (root / kind / S2).mkdir(parents=True, exist_ok=True)
+        for i, row in enumerate(rows):
+            if only is not None and row[0] not in only:
+                continue
+            mask = np.full((120, 120), i % 19, dtype=np.uint8)
+            mask[:30] = (i * 7 + 3) % 19
+            mask[-10:] = 255
+            rgb = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
+            (root / row[4]).write_bytes(encode_rgb(rgb))
+            (root / row[5]).write_bytes(encode_palette(mask, PALETTE))
+    return rows
+
+
+def test_sample_is_the_lowest_hashes_whatever_the_row_order(tmp_path):
+    rows = write_dataset(tmp_path / "a", 60, files=False)
+    scan = ben.scan_index(tmp_path / "a" / "index.csv", 4)
+    for split in SPLITS:
+        ids = sorted((r[0] for r in rows if r[1] == split), key=ben.sample_key)[:4]
+        assert [r.patch_id for r in scan.samples[split]] == ids
+    # The same rows in another order give the same sample.
+    shuffled = tmp_path / "b" / "index.csv"
+    shuffled.parent.mkdir()
+    lines = (tmp_path / "a" / "index.csv").read_text().splitlines()
+    shuffled.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    again = ben.scan_index(shuffled, 4)
+    assert {s: [r.patch_id for r in v] for s, v in again.samples.items()} == {
+        s: [r.patch_id for r in v] for s, v in scan.samples.items()
+    }
+    assert scan.patches == {"train": 20, "validation": 20, "test": 20}
+    train = [r for r in rows if r[1] == "train"]
+    assert scan.labels["train"][CLASSES[0].name] == sum(CLASSES[0].name in r[3] for r in train)
+
+
+SCAN = """
+import sys, time
+from eopack.jobs import peak_rss_mb
+from eopack.report.bigearthnet import scan_index
+started = time.monotonic()
+scan = scan_index(sys.argv[1], 2000)
+print(scan.patches.total(), min(map(len, scan.samples.values())), peak_rss_mb(),
+      time.monotonic() - started)
+"""
+
+
+def _scan_in_a_process(index: Path) -> tuple[int, int, int, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCAN, str(index)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[0]), int(out[1]), int(out[2]), float(out[3])
+
+
+def _write_index(path: Path, n: int) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(INDEX_COLUMNS) + "\n")
+        for i in range(n):
+            pid = f"{S2}_{i // 1000}_{i % 1000}"
+            handle.write(
+                f"{pid},{SPLITS[i % 3]},{S2},Arable land;Pastures,rgb/{pid}.png,mask/{pid}.png\n"
+            )
+
+
+def test_index_scan_memory_is_flat_at_the_release_size(tmp_path):
+    """549,488 rows (the release) stream through with a bounded sample: the job's peak RSS is
+    that of a 6,000-row index, and it takes seconds."""
+    _write_index(tmp_path / "small.csv", 6_000)
+    _write_index(tmp_path / "release.csv", 549_488)
+    _, _, small_mb, _ = _scan_in_a_process(tmp_path / "small.csv")
+    total, sampled, release_mb, took = _scan_in_a_process(tmp_path / "release.csv")
+    assert (total, sampled) == (549_488, 2000)
+    assert release_mb - small_mb < 25, (small_mb, release_mb)  # the index is ~150 MB of text
+    assert took < 30, took
+
+
+def test_bad_index_and_classes_are_one_line_errors(tmp_path):
+    bad = tmp_path / "index.csv"
+    bad.write_text("patch_id,labels\nx,y\n")
+    with pytest.raises(EopackError, match=r"index.csv: header is patch_id,labels, expected"):
+        list(ben.iter_index(bad))
+    short = tmp_path / "short.csv"
+    short.write_text(",".join(INDEX_COLUMNS) + "\na,train\n")
+    with pytest.raises(EopackError, match=r"short.csv: line 2 has 2 fields"):
+        list(ben.iter_index(short))
+    classes = tmp_path / "classes.json"
+    classes.write_text(json.dumps({"classes": [{"index": 0, "name": "x"}], "unlabeled": {}}))
+    with pytest.raises(EopackError, match=r"classes.json: classes\[0\]: expected index, name"):
+        ben.read_classes(classes)
+
+
+def test_overlay_keeps_unlabeled_pixels_plain():
+    rgb = np.full((2, 2, 3), 100, dtype=np.uint8)
+    mask = np.array([[0, 255], [9, 255]], dtype=np.uint8)
+    out = ben.overlay(rgb, mask, PALETTE)
+    assert (out[0, 1] == 100).all() and (out[1, 1] == 100).all()
+    assert tuple(out[0, 0]) == tuple(np.rint(100 * 0.5 + PALETTE[0] * 0.5).astype(int))
+
+
+def test_class_figures_count_the_sampled_masks(tmp_path):
+    rows = write_dataset(tmp_path, 30)
+    table = ben.read_classes(tmp_path / "classes.json")
+    scan = ben.scan_index(tmp_path / "index.csv", 5)
+    counts = ben.pixel_counts(tmp_path, scan.samples["train"])
+    assert counts.sum() == 5 * 120 * 120
+    assert counts[255] == 5 * 10 * 120
+    assert [c.name for c in table.classes] == [c.name for c in CLASSES]
+    outs = [tmp_path / f"{n}.png" for n in ("legend", "pixels", "labels")]
+    sampled = ben.write_class_figures(
+        tmp_path / "index.csv", tmp_path / "classes.json", ["train", "validation", "test"], 5, *outs
+    )
+    assert sampled == {"train": 5, "validation": 5, "test": 5}
+    first = [p.read_bytes() for p in outs]
+    ben.write_class_figures(
+        tmp_path / "index.csv", tmp_path / "classes.json", ["train", "validation", "test"], 5, *outs
+    )
+    assert [p.read_bytes() for p in outs] == first  # deterministic
+    legend = _png_pixels(outs[0])
+    colours = {tuple(c) for c in legend.reshape(-1, 3)}
+    assert {tuple(int(v) for v in c.rgb) for c in CLASSES} <= colours  # every palette colour
+    assert len(rows) == 30
+
+
+def test_sample_grid_shows_rgb_mask_and_overlay(tmp_path):
+    rows = write_dataset(tmp_path, 30)
+    out = tmp_path / "grid.png"
+    shown = ben.write_sample_grid(tmp_path / "index.csv", tmp_path / "classes.json", "test", 4, out)
+    assert shown == 4
+    pixels = _png_pixels(out)
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
+    scan = ben.scan_index(tmp_path / "index.csv", 4)
+    used = {int(v) for r in scan.samples["test"] for v in np.unique(ben.read_patch(tmp_path, r)[1])}
+    assert {tuple(int(v) for v in PALETTE[i]) for i in used} <= colours  # mask colours drawn
+    gone = tmp_path / scan.samples["test"][0].mask
+    gone.unlink()
+    with pytest.raises(EopackError, match=rf"{gone.name}: not a readable PNG"):
+        ben.write_sample_grid(tmp_path / "index.csv", tmp_path / "classes.json", "test", 4, out)
+    assert len(rows) == 30
+
+
+def test_an_empty_split_gets_a_figure_that_says_so(tmp_path):
+    write_dataset(tmp_path, 6)
+    out = tmp_path / "grid.png"
+    assert (
+        ben.write_sample_grid(tmp_path / "index.csv", tmp_path / "classes.json", "x", 4, out) == 0
+    )
+    assert _png_pixels(out).std() > 0
+
+
+# Quicklooks ------------------------------------------------------------------------------------
+
+PID = "S1A_IW_GRDH_1SDV_20230726T172041_20230726T172106_049597_05F6A1_D7E2"
+
+
+def _png(colour: tuple[int, int, int], size=(40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_quicklook_is_copied_from_the_zip_unchanged(tmp_path):
+    data = _png((10, 200, 30))
+    archive = tmp_path / f"{PID}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(f"{PID}.SAFE/preview/quick-look.png", data)
+        z.writestr(f"{PID}.SAFE/manifest.safe", b"<xml/>")
+    assert quicklooks.write_quicklook(archive, PID, tmp_path / "q.png") is True
+    assert (tmp_path / "q.png").read_bytes() == data
+
+
+def test_quicklook_missing_gives_a_placeholder_and_bad_input_an_error(tmp_path, caplog):
+    archive = tmp_path / "no-preview.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(f"{PID}.SAFE/manifest.safe", b"<xml/>")
+    assert quicklooks.write_quicklook(archive, PID, tmp_path / "q.png") is False
+    assert "no preview/quick-look.png" in caplog.text
+    assert _png_pixels(tmp_path / "q.png").std() > 0
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(EopackError, match=r"broken.zip: cannot read the product zip"):
+        quicklooks.write_quicklook(broken, PID, tmp_path / "q2.png")
+    garbled = tmp_path / "garbled.zip"
+    with zipfile.ZipFile(garbled, "w") as z:
+        z.writestr(f"{PID}.SAFE/preview/quick-look.png", b"\x89PNG\r\n\x1a\nrubbish")
+    with pytest.raises(EopackError, match=r"garbled.zip: .*quick-look.png: not a readable PNG"):
+        quicklooks.write_quicklook(garbled, PID, tmp_path / "q3.png")
+    assert not (tmp_path / "q2.png").exists() and not (tmp_path / "q3.png").exists()
+
+
+def test_product_description_from_its_id():
+    about = describe_product(PID)
+    assert about == {
+        "sensing start": "2023-07-26 17:20",
+        "mission": "S1A",
+        "mode": "IW",
+        "polarisation": "VV+VH",
+        "product": PID,
+    }
+    assert describe_product("S1A_EW_GRDM_1SDH_20230714T052433_x")["polarisation"] == "HH+HV"
+    assert describe_product("LC08_L2SP_x")["mode"] == ""
+
+
+# Footprint maps and contact sheets -------------------------------------------------------------
+
+
+def _feature(pid: str, lon: float, when: str, collection="sentinel-1-grd") -> dict:
+    ring = [[lon, 46], [lon + 2, 46], [lon + 2, 48], [lon, 48], [lon, 46]]
+    return {
+        "type": "Feature",
+        "id": pid,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {
+            "collection": collection,
+            "datetime": when,
+            "platform": "sentinel-1a",
+            "mode": "IW",
+            "polarisations": ["VV", "VH"],
+            "source": {"bucket": "b", "prefix": f"p/{pid}"},
+        },
+    }
+
+
+def _aoi_files(tmp_path: Path) -> tuple[Path, list[Path]]:
+    aoi = tmp_path / "alps.geojson"
+    ring = [[10, 46.5], [11, 46.5], [11, 47.2], [10, 47.2], [10, 46.5]]
+    aoi.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    manifests = []
+    found = {
+        "2021-03-01_2021-03-31": [("A1", 9.0, "2021-03-10T05:30:12Z")],
+        "2023-07-01_2023-07-31": [
+            ("B2", 9.5, "2023-07-26T17:20:41Z"),
+            ("A1", 9.0, "2021-03-10T05:30:12Z"),
+        ],
+    }
+    for name, products in found.items():
+        path = tmp_path / "search" / "alps" / f"{name}.geojson"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        features = [_feature(*p) for p in products]
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        manifests.append(path)
+    return aoi, manifests
+
+
+def test_aoi_products_are_numbered_once_in_range_order(tmp_path):
+    _, manifests = _aoi_files(tmp_path)
+    entries = footprints.aoi_products(manifests)
+    assert [(e.number, e.product.id, e.date_range) for e in entries] == [
+        (1, "A1", "2021-03-01 to 2021-03-31"),
+        (2, "B2", "2023-07-01 to 2023-07-31"),
+    ]
+
+
+def test_footprint_map_is_deterministic_and_draws_the_products(tmp_path):
+    aoi, manifests = _aoi_files(tmp_path)
+    out = tmp_path / "map.png"
+    assert footprints.write_aoi_map(aoi, manifests, out) == 2
+    first = out.read_bytes()
+    footprints.write_aoi_map(aoi, manifests, out)
+    assert out.read_bytes() == first
+    pixels = _png_pixels(out)
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
+    assert (31, 119, 180) in colours and (255, 127, 14) in colours  # footprints 1 and 2
+    empty = tmp_path / "none.geojson"
+    empty.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    assert footprints.write_aoi_map(aoi, [empty], tmp_path / "empty.png") == 0
+
+
+def test_contact_sheet_uses_the_map_numbers(tmp_path):
+    _, manifests = _aoi_files(tmp_path)
+    looks = []
+    for pid, colour in (("A1", (250, 0, 0)), ("B2", (0, 0, 250))):
+        path = tmp_path / f"{pid}.png"
+        path.write_bytes(_png(colour))
+        looks.append(path)
+    out = tmp_path / "sheet.png"
+    assert contact_sheet.write_contact_sheet("alps", manifests, looks, out) == 2
+    colours = {tuple(c) for c in _png_pixels(out).reshape(-1, 3)}
+    assert (250, 0, 0) in colours and (0, 0, 250) in colours
+    assert contact_sheet.write_contact_sheet("alps", manifests, [], tmp_path / "none.png") == 0
+
+
+# Run summary -----------------------------------------------------------------------------------
+
+
+def test_log_patterns_with_constraints_match_whole_paths():
+    regex = summary.pattern_regex(r"logs/search/{aoi,[a-z]+}/{start,\d{4}-\d{2}-\d{2}}_{end}.log")
+    assert regex.match("logs/search/alps/2021-03-01_2021-03-31.log")
+    assert not regex.match("logs/search/products.log")
+    assert not summary.pattern_regex("logs/zip/{product}.log").match("logs/zip/a/b.log")
+
+
+def test_step_times_group_logs_by_rule(tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "zip").mkdir(parents=True)
+    (logs / "zip" / "A.log").write_text(
+        "2026-01-01T10:00:00 INFO eopack: start\n2026-01-01T10:00:05 INFO eopack: peak RSS 30 MB\n"
+    )
+    (logs / "zip" / "B.log").write_text(
+        "2026-01-01T10:00:01 INFO eopack: start\nTraceback...\n"
+        "2026-01-01T10:00:03 INFO eopack: peak RSS 45 MB\n"
+    )
+    (logs / "odd.log").write_text("no timestamps\n")
+    steps = summary.step_times(logs, {"zip_safe": ["logs/zip/{product}.log"]})
+    assert steps["zip_safe"].jobs == 2
+    assert steps["zip_safe"].seconds == 7 and steps["zip_safe"].longest == 5
+    assert steps["zip_safe"].peak_mb == 45
+    assert steps["other"].jobs == 1 and steps["other"].peak_mb is None
+    patterns = {"zip_safe": ["logs/zip/{product}.log"]}
+    assert "other" not in summary.step_times(logs, patterns, exclude=logs / "odd.log")
+
+
+def test_summary_page_from_the_run_records(tmp_path):
+    _, manifests = _aoi_files(tmp_path)
+    plan = tmp_path / "plan.tsv"
+    plan.write_text(
+        "product\tcollection\tfiles\tbytes\tmissing\tsource\tdestination\test_cost_usd\n"
+        f"{PID}\tsentinel-1-grd\t22\t2500000000\t0\ts3://x/\tresults/zip/{PID}.zip\t0.2254\n"
+        "TOTAL\t\t22\t2500000000\t0\t\t\t0.2254\n"
+    )
+    verify = tmp_path / f"{PID}.verify.json"
+    verify.write_text(
+        json.dumps({"ok": True, "files": [{"status": "ok"}, {"status": "ok_reencoded"}]})
+    )
+    receipt = tmp_path / f"{PID}.zip.json"
+    receipt.write_text(json.dumps({"uri": f"s3://dest/eo/{PID}.zip", "size": 1_234_567}))
+    write_dataset(tmp_path / "ben", 9, files=False)
+    (tmp_path / "ben" / "skipped.tsv").write_text(
+        "patch_id\tsplit\ts2_product\treason\nx\ttrain\ts\tr\n"
+    )
+    out = tmp_path / "summary.html"
+    summary.write_summary(
+        out,
+        manifests,
+        plan,
+        [verify],
+        [receipt],
+        {"usd_per_gb": 0.09, "usd_per_1000_requests": 0.0004},
+        {
+            "index": tmp_path / "ben" / "index.csv",
+            "skipped": tmp_path / "ben" / "skipped.tsv",
+            "datasets": [],
+            "downloads": [tmp_path / "absent.tar.zst"],
+        },
+        tmp_path / "no-logs",
+        {},
+    )
+    text = out.read_text(encoding="utf-8")
+    assert "<td>alps</td>" in text and "2023-07-01 to 2023-07-31" in text
+    assert "$0.225400" in text  # requester-pays estimate
+    assert "2.5 GB" in text and "1.2 MB" in text  # fetched, delivered
+    assert "s3://dest/eo" in text
+    assert "ok (1 re-encoded TIFFs)" in text and "1 of 1 ok" in text
+    assert "patches: train" in text and ">1<" in text  # one skipped patch
+    assert "No job logs found." in text
+    assert "<script" not in text
+
+
+def test_human_bytes_are_decimal():
+    assert summary.human_bytes(999) == "999 B"
+    assert summary.human_bytes(1_500_000) == "1.5 MB"
+    assert summary.human_bytes(2.5e12) == "2.5 TB"
