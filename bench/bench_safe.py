@@ -21,7 +21,7 @@ measurement TIFFs are enlarged to ~1.1 GB in all):
 
 With ``--obstore`` (off by default; context only) the fetch table gets a row per setting of
 bare ``obstore`` (PyPI, Rust ``object_store``; eopack's own downloads use it too, with HEADs,
-sidecars and synced parts around it): every object of each product prefix listed, then
+sidecars and resume records around it): every object of each product prefix listed, then
 fetched with ``If-Match`` its ETag and requester pays, objects of 64 MiB or more as ranges,
 the bodies written at their offsets, nothing recorded for a resume. Sizes are checked in
 every run, the latest run's files against the seeded MD5s afterwards (untimed), and a probe

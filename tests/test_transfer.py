@@ -29,6 +29,7 @@ from eopack.safe.s1 import rebuild_safe
 from eopack.transfer import (
     MiB,
     TransferConfig,
+    boot_id,
     download_file,
     download_files,
     finished_file,
@@ -359,6 +360,31 @@ def test_object_replaced_between_runs_restarts_cleanly(source, s3net, tmp_path):
     assert dest.read_bytes() == new
     assert set(log.ranges) == part_ranges(len(new), MiB)  # every part again, none of the old
     assert not leftovers(dest)
+
+
+def test_a_sidecar_of_an_earlier_boot_is_not_trusted(source, s3net, tmp_path, caplog):
+    """Parts are recorded unsynced: after the machine restarted, their bytes may be lost."""
+    data = random_bytes(8 * MiB, seed=11)
+    source.put("obj.bin", data)
+    dest = tmp_path / "obj.bin"
+    config = TransferConfig(threshold=MiB, part_size=MiB, requests=1)
+    s3net.on_get(source.bucket.name, _refuse_from(4))
+    with pytest.raises(EopackError, match=re.escape(ACCESS_DENIED)):
+        download_file(make_client(REGION), source.bucket, "obj.bin", dest, config)
+    s3net.close()
+    sidecar = json.loads(sidecar_path(dest).read_text())
+    assert sidecar["done"] == [0, 1, 2] and sidecar["boot"] == boot_id()
+    assert resumable_bytes(dest) == 3 * MiB
+    sidecar_path(dest).write_text(json.dumps({**sidecar, "boot": "an-earlier-boot"}))
+    assert resumable_bytes(dest) == 0
+
+    log = s3net.log(source.bucket.name)
+    client = make_client(REGION)
+    with caplog.at_level(logging.INFO, logger="eopack.transfer"):
+        result = download_file(client, source.bucket, "obj.bin", dest, config)
+    assert result == (len(data), md5(data)) and dest.read_bytes() == data
+    assert set(log.ranges) == part_ranges(len(data), MiB)  # every part again
+    assert "of an earlier boot or format; starting over" in caplog.text
 
 
 def _replace_on(s3net: Any, source: Source, key: str, calls: set[int]) -> list[bytes]:
