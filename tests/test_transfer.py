@@ -251,7 +251,7 @@ def _wait_for_parts(proc: subprocess.Popen[bytes], sidecar: Path, wanted: int) -
 
 
 def _slow(n: int, key: str, environ: dict[str, Any]) -> None:
-    time.sleep(0.05)  # a slow network, so that the test can kill the client half-way
+    time.sleep(0.1)  # a slow network (2 s in all), so that the test can kill the client half-way
 
 
 def test_download_killed_half_way_resumes_with_identical_bytes(big, world_env, s3net, tmp_path):
