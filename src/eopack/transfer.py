@@ -332,7 +332,10 @@ def _prepare(
         log.info("%s: the partial download is of an earlier boot or format; starting over", uri)
     part_size = config.part_size if version.size >= config.threshold else None
     progress = _Progress(bucket.name, key, version.etag, version.size, part_size)
-    os.ftruncate(fd, 0)
+    if on_disk:
+        # Only a file with bytes is cut: ext4 flushes a file cut to zero when it is closed
+        # (auto_da_alloc), which made every fresh download wait for its disk writes.
+        os.ftruncate(fd, 0)
     if part_size is not None:
         os.ftruncate(fd, version.size)  # pre-sized: parts land at their offsets in any order
         progress.save(sidecar)
