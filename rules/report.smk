@@ -39,7 +39,7 @@ rule report_summary:
 
 rule report_footprints:
     input:
-        aoi=lambda w: AOIS[w.aoi],
+        aoi=lambda w: local(AOIS[w.aoi]),
         manifests=aoi_manifests,
     output:
         report(

@@ -7,7 +7,7 @@ make Snakemake fetch 59 GB again. The md5 (a param) says which file it is.
 from pathlib import Path
 
 from eopack.bigearthnet.source import fetch_release_file
-from eopack.jobs import run_job
+from eopack.jobs import end_process, run_job
 
 output = Path(snakemake.output[0])
 run_job(
@@ -18,3 +18,5 @@ run_job(
     snakemake.params.md5,
     output,
 )
+# obstore's runtime must not meet the interpreter's finalization (see end_process).
+end_process()

@@ -1,6 +1,6 @@
 """Snakemake adapter: product -> results/safe/{product}.SAFE rebuilt through filenameMap."""
 
-from eopack.jobs import run_job
+from eopack.jobs import end_process, run_job
 from eopack.safe.s1 import rebuild_product
 
 run_job(
@@ -12,3 +12,5 @@ run_job(
     snakemake.output[0],
     max_workers=snakemake.config["transfer"]["max_workers"],
 )
+# obstore's runtime must not meet the interpreter's finalization (see end_process).
+end_process()

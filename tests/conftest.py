@@ -15,6 +15,7 @@ import pytest
 
 from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import DemoWorld
+from eopack.jobs import end_process
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
@@ -142,3 +143,21 @@ def s3net(world: DemoWorld) -> Iterator[S3Net]:
     net = S3Net(world.s3)
     yield net
     net.close()
+
+
+# --- leaving the test process ------------------------------------------------------------------
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit as soon as pytest has reported: the tests used obstore in this process, and its
+    runtime's threads meeting the interpreter's finalization can abort the process after a
+    green run (see ``eopack.jobs.end_process``)."""
+    if _EXIT_STATUS and "obstore" in sys.modules:
+        end_process(_EXIT_STATUS[-1])
