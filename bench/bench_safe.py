@@ -1096,4 +1096,7 @@ def run_all(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from eopack.jobs import end_process
+
+    # This process used obstore: leave before the interpreter's finalization meets its runtime.
+    end_process(main())
