@@ -41,12 +41,20 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import add_run_options, find_tool, rotated, settle, spread, workspace
+from _common import (
+    add_run_options,
+    can_mount_volume,
+    find_tool,
+    fresh_volume,
+    rotated,
+    settle,
+    spread,
+    workspace,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # What a runnable copy of the workflow needs (as tests/conftest.py WORKFLOW_FILES).
@@ -177,44 +185,6 @@ def ensure_world(root: Path, products: int, per_product: int) -> Path:
     stamp.write_text(json.dumps(key) + "\n")
     print(f"bench: generated the world in {time.perf_counter() - t0:.0f} s ({root})", flush=True)
     return root
-
-
-def can_mount_volume() -> bool:
-    """Root with mkfs.ext4, mount and a loop device: the bench can make a fresh volume."""
-    return (
-        os.geteuid() == 0
-        and all(shutil.which(t) for t in ("mkfs.ext4", "mount", "umount"))
-        and Path("/dev/loop-control").exists()
-    )
-
-
-@contextmanager
-def fresh_volume(parent: Path, size_gb: int) -> Iterator[Path]:
-    """A new ext4 file system on a sparse image in ``parent``, loop-mounted; removed afterwards.
-
-    Why: on the shared machine this bench was written on, the root file system (71% full,
-    mounted ``discard,resv_strict``) charged 0.4-2 ms of kernel time per file created in a new
-    folder - 5,000 folders x 3 empty files took 11 s there and 0.33 s on a fresh ext4 - and that
-    cost varied 5x from hour to hour (``tar -xf`` of the same archive: 5 s to 37 s). A dataset
-    lives on a data volume (an EBS volume on EC2); a fresh ext4 measures the tools, not the host.
-    Both tools run on it. The image is written through the loop device into one big file.
-    """
-    image = parent / "bench-volume.ext4"
-    mount_point = parent / "volume"
-    mount_point.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(size_gb << 30)
-    # No lazy init: the kernel would otherwise zero inode tables in the background while we time.
-    mkfs = ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image)]
-    subprocess.run(mkfs, check=True, capture_output=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], check=True)
-    try:
-        print(f"bench: fresh ext4 volume ({size_gb} GB, loop-mounted) at {mount_point}", flush=True)
-        yield mount_point
-    finally:
-        os.sync()
-        subprocess.run(["umount", str(mount_point)], check=False)
-        image.unlink(missing_ok=True)
 
 
 def copy_workflow(dest: Path, world: Path) -> Path:

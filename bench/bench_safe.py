@@ -27,6 +27,10 @@ the bodies written at their offsets, nothing recorded for a resume. Sizes are ch
 every run, the latest run's files against the seeded MD5s afterwards (untimed), and a probe
 line shows the features at work.
 
+Every file the tools write (and the seed) is on a fresh loop-mounted ext4 when root
+(``--no-volume``: the work folder's disk): this machine's root file system made identical
+runs alternate between 1.2 and 2.8 s (docs/benchmarks.md).
+
 The S3 server (moto behind eopack's requester-pays middleware) runs in its own process, so its
 CPU is not counted in eopack's; wall time is what is compared. It serves a range at the cost of
 the range, as S3 does (``eopack.demo.s3server.RangeReadingS3Response``); ``--moto-ranges``
@@ -55,7 +59,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import add_run_options, find_tool, rotated, workspace
+from _common import (
+    add_run_options,
+    can_mount_volume,
+    find_tool,
+    fresh_volume,
+    rotated,
+    workspace,
+)
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -903,6 +914,13 @@ def main(argv: list[str] | None = None) -> int:
         "chunks), bytes (asyncio, each body collected, then written) or threads (sync API in "
         f"a thread pool) (default {OBSTORE_DEFAULT})",
     )
+    parser.add_argument(
+        "--no-volume",
+        dest="volume",
+        action="store_false",
+        help="run on the work folder's file system instead of a fresh loop-mounted ext4 "
+        "(the default when root; see _common.fresh_volume)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -918,9 +936,17 @@ def main(argv: list[str] | None = None) -> int:
 
     server = ServerProcess(range_reads=not args.moto_ranges)
     os.environ["AWS_ENDPOINT_URL_S3"] = server.endpoint
+    volume = args.volume and can_mount_volume()
+    if args.volume and not volume:
+        print("bench: not root or no mkfs.ext4/loop device: running on the work folder's disk")
     try:
         with workspace(args) as work:
-            return run_all(args, server, work, s5cmd, zip_bin, started)
+            if not volume:
+                return run_all(args, server, work, s5cmd, zip_bin, started)
+            # Seed, downloads, SAFE folders and zips: ~4.5 x the products' size.
+            size_gb = max(8, -(-args.size_mb * 5 // 1000))
+            with fresh_volume(work, size_gb) as mounted:
+                return run_all(args, server, mounted, s5cmd, zip_bin, started)
     finally:
         server.stop()
 
