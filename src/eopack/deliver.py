@@ -165,15 +165,20 @@ def check_destination_bucket(
             f"{uri}: destination bucket {bucket} is a configured source bucket "
             "(eopack never writes to a source)"
         )
+    head_bucket(client, bucket, uri, "destination bucket")
+
+
+def head_bucket(client: Any, bucket: str, uri: str, noun: str = "bucket") -> Mapping[str, Any]:
+    """HEAD a bucket; a missing or forbidden one is one line naming ``uri`` and the ``noun``."""
     try:
-        client.head_bucket(Bucket=bucket)
+        return client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         code, status = _code(exc)
         if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
-            raise EopackError(f"{uri}: destination bucket does not exist") from None
+            raise EopackError(f"{uri}: {noun} does not exist") from None
         if status == 403:
             raise EopackError(
-                f"{uri}: access denied on the destination bucket (check AWS credentials)"
+                f"{uri}: access denied on the {noun} (check AWS credentials)"
             ) from None
         raise describe_error(exc, bucket, "") from None
     except BotoCoreError as exc:
@@ -239,10 +244,10 @@ def head_source(client: Any, source: SourceBucket, key: str) -> ObjectInfo:
         raise describe_error(exc, source.name, key) from None
 
 
-def head_destination(client: Any, bucket: str, key: str) -> ObjectInfo | None:
-    """HEAD a destination object; ``None`` when it does not exist."""
+def head_or_none(client: Any, bucket: str, key: str, **extra: Any) -> Mapping[str, Any] | None:
+    """HEAD a destination object (``extra``: e.g. ``ChecksumMode``); ``None`` when absent."""
     try:
-        return _info(client.head_object(Bucket=bucket, Key=key))
+        return client.head_object(Bucket=bucket, Key=key, **extra)
     except ClientError as exc:
         code, status = _code(exc)
         if code in ("404", "NoSuchKey", "NotFound") or status == 404:
@@ -250,6 +255,12 @@ def head_destination(client: Any, bucket: str, key: str) -> ObjectInfo | None:
         raise destination_error(exc, bucket, key) from None
     except BotoCoreError as exc:
         raise describe_error(exc, bucket, key) from None
+
+
+def head_destination(client: Any, bucket: str, key: str) -> ObjectInfo | None:
+    """HEAD a destination object; ``None`` when it does not exist."""
+    response = head_or_none(client, bucket, key)
+    return None if response is None else _info(response)
 
 
 def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
@@ -655,7 +666,7 @@ def upload_file(
     sha256, expected = sha256_checksums(path, chunk if multipart else None)
     record = {"uri": uri, "size": size, "sha256": sha256, "checksum_sha256": expected}
     if skip_existing:
-        head = _head_checksum(client, dest_bucket, key)
+        head = head_or_none(client, dest_bucket, key, ChecksumMode="ENABLED")
         if head is not None and _same_bytes(head, size, sha256, expected):
             log.info("%s: already there with the same SHA-256; not uploaded again", uri)
             return {**record, "etag": head.get("ETag"), "multipart": None, "skipped": True}
@@ -679,19 +690,6 @@ def upload_file(
         raise destination_error(exc, dest_bucket, key) from None
     _check_upload(client, path, uri, head, size, expected)
     return {**record, "etag": head.get("ETag"), "multipart": multipart, "skipped": False}
-
-
-def _head_checksum(client: Any, bucket: str, key: str) -> Mapping[str, Any] | None:
-    """HEAD with the stored checksum; ``None`` when there is no such object."""
-    try:
-        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        code, status = _code(exc)
-        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
-            return None
-        raise destination_error(exc, bucket, key) from None
-    except BotoCoreError as exc:
-        raise describe_error(exc, bucket, key) from None
 
 
 def _same_bytes(head: Mapping[str, Any], size: int, sha256: str, expected: str) -> bool:

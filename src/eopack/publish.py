@@ -26,6 +26,7 @@ from eopack.deliver import (
     DEFAULT_PART_SIZE,
     S3Destination,
     check_not_source,
+    head_bucket,
     parse_destination,
     pmap,
     upload_file,
@@ -257,19 +258,7 @@ def _read_error(exc: Exception, uri: str, receipt: str) -> EopackError:
 
 def bucket_region(client: Any, bucket: str) -> str:
     """The bucket's region: a SigV4 URL signed for another region is refused by S3."""
-    try:
-        response = client.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404:
-            raise EopackError(f"s3://{bucket}/: bucket does not exist") from None
-        if status == 403:
-            raise EopackError(
-                f"s3://{bucket}/: access denied on the bucket (check AWS credentials)"
-            ) from None
-        raise describe_error(exc, bucket, "") from None
-    except BotoCoreError as exc:
-        raise describe_error(exc, bucket, "") from None
+    response = head_bucket(client, bucket, f"s3://{bucket}/")
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     region = response.get("BucketRegion") or headers.get("x-amz-bucket-region")
     return str(region or client.meta.region_name)
