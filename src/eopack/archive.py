@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from eopack.errors import EopackError
-from eopack.fsutil import new_temp
+from eopack.fsutil import big_file_writer, new_temp
 
 STORED_SUFFIXES = (".tif", ".tiff", ".jp2", ".zip", ".png")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -262,7 +262,7 @@ def write_deterministic_zip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(dest)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with big_file_writer(fd) as handle:
             writer = DeterministicZipWriter(handle, when, deflate_level)
             with writer:
                 for path in files:

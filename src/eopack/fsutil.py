@@ -1,9 +1,13 @@
-"""File writes: atomic ones (a reader or an interrupted run never sees half a file), and the
-syscall-lean small-file helpers the dataset stages use inside folders they rename into place."""
+"""File writes: atomic ones (a reader or an interrupted run never sees half a file), the
+syscall-lean small-file helpers the dataset stages use inside folders they rename into place,
+and the sliced writes of big files (downloads, zips) that keep the kernel's page cache fast
+under hypervisors that take free memory back."""
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import io
 import json
 import os
 import tempfile
@@ -123,3 +127,75 @@ def read_small_file(path: str) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+#: Bytes per ``write``/``pwrite`` of a big file where :func:`write_slice` says to slice.
+WRITE_SLICE = 32 * 1024
+_VIRTIO_DEVICES = Path("/sys/bus/virtio/devices")
+_VIRTIO_ID_BALLOON = "0x0005"
+_VIRTIO_BALLOON_F_REPORTING = 5
+
+
+def _free_page_reporting(devices: Path = _VIRTIO_DEVICES) -> bool:
+    """True when a virtio balloon with free page reporting is attached (Firecracker and other
+    KVM hosts that hand the guest's free memory back to the host)."""
+    try:
+        for device in devices.iterdir():
+            if (device / "device").read_text().strip() != _VIRTIO_ID_BALLOON:
+                continue
+            features = (device / "features").read_text().strip()  # "0110...": bit 0 first
+            if features[_VIRTIO_BALLOON_F_REPORTING : _VIRTIO_BALLOON_F_REPORTING + 1] == "1":
+                return True
+    except OSError:
+        return False
+    return False
+
+
+@functools.cache
+def write_slice() -> int | None:
+    """The largest single write of a big file: :data:`WRITE_SLICE` under free page reporting,
+    else None (no limit).
+
+    Why: Linux gives a buffered write a page-cache folio as large as the write (up to 2 MiB).
+    Folios above 32 KiB come from the high-order free blocks that free page reporting has just
+    handed to the hypervisor, and touching those makes the host fault them back in: on the
+    machine the benches run on (Firecracker, reporting order 9), 512 MB written in 1 MiB
+    writes took 0.10-0.13 s or, one run in three, 0.6-1.4 s of kernel time; in 32 KiB writes
+    0.16-0.19 s (0.44 s at worst), since pages up to order 3 come from the per-CPU lists. Without
+    reporting, slicing would only add ~0.1 s of CPU per GB, so it is not done.
+    """
+    return WRITE_SLICE if _free_page_reporting() else None
+
+
+def pwrite_all(fd: int, data: Any, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (in :func:`write_slice` pieces)."""
+    view = memoryview(data).cast("B")
+    step = write_slice() or view.nbytes
+    pos, end = 0, view.nbytes
+    while pos < end:
+        pos += os.pwrite(fd, view[pos : pos + step], offset + pos)
+
+
+def write_all(fd: int, data: Any) -> None:
+    """Write all of ``data`` at the file position (in :func:`write_slice` pieces)."""
+    view = memoryview(data).cast("B")
+    step = write_slice() or view.nbytes
+    pos, end = 0, view.nbytes
+    while pos < end:
+        pos += os.write(fd, view[pos : pos + step])
+
+
+class _SlicedFileIO(io.FileIO):
+    """A raw file whose every write goes out in :func:`write_slice` pieces."""
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        write_all(self.fileno(), data)
+        return memoryview(data).nbytes
+
+
+def big_file_writer(fd: int, buffer_size: int = io.DEFAULT_BUFFER_SIZE) -> IO[bytes]:
+    """A buffered binary writer on ``fd`` (closes it) for a file of gigabytes (a zip), whose
+    writes reach the kernel in :func:`write_slice` pieces."""
+    if write_slice() is None:
+        return os.fdopen(fd, "wb", buffering=buffer_size)
+    return io.BufferedWriter(_SlicedFileIO(fd, "wb"), buffer_size)

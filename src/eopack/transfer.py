@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.errors import EopackError
-from eopack.fsutil import locked_partial
+from eopack.fsutil import locked_partial, pwrite_all
 from eopack.s3 import CHUNK, SourceBucket, describe_error
 
 log = logging.getLogger(__name__)
@@ -369,14 +369,6 @@ def _hash_prefix(fd: int, md5: Any) -> int:
     return offset
 
 
-def _pwrite_all(fd: int, data: Any, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
 def _refused() -> tuple[type[BaseException], ...]:
     """What obstore raises for a 404 or a 403: its own classes or Python's (it uses both)."""
     from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
@@ -542,7 +534,7 @@ class _Downloads:
                         raise EopackError(f"{uri}: asked bytes {pos}-{end - 1}, got {result.range}")
                     async for chunk in result.stream(min_chunk_size=CHUNK):
                         try:
-                            _pwrite_all(fd, chunk, pos)
+                            pwrite_all(fd, chunk, pos)
                         except OSError as exc:  # the local disk, not S3
                             raise EopackError(f"{uri}: cannot write the download: {exc}") from None
                         if md5 is not None:

@@ -46,7 +46,7 @@ import requests
 import urllib3
 
 from eopack.errors import EopackError
-from eopack.fsutil import locked_partial, new_temp, write_json
+from eopack.fsutil import big_file_writer, locked_partial, new_temp, pwrite_all, write_json
 from eopack.s3 import CHUNK, SourceBucket, make_client, parse_s3_uri
 from eopack.transfer import download_file, file_md5, partial_path, resumable_bytes, sidecar_path
 
@@ -589,12 +589,9 @@ class _HttpDownload:
             self._write(chunk)
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, self.pos)
-            self.md5.update(view[:written])
-            view = view[written:]
-            self.pos += written
+        pwrite_all(self.fd, data, self.pos)
+        self.md5.update(data)
+        self.pos += len(data)
         self.meter.update(self.pos)
 
     def _discard(self) -> None:
@@ -659,7 +656,7 @@ def _copy_hashing(src: Path, tmp_fd: int, meter: _Meter) -> tuple[int, str]:
     md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     meter.start(0, src.stat().st_size)
-    with os.fdopen(tmp_fd, "wb") as target, open(src, "rb") as source:
+    with big_file_writer(tmp_fd) as target, open(src, "rb") as source:
         while chunk := source.read(_COPY_CHUNK):
             target.write(chunk)
             md5.update(chunk)

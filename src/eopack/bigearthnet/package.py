@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from eopack.archive import ZIP_EPOCH, DeterministicZipWriter, ZipMember, file_chunks
 from eopack.errors import EopackError
-from eopack.fsutil import atomic_write_bytes, new_temp, read_small_file
+from eopack.fsutil import atomic_write_bytes, big_file_writer, new_temp, read_small_file
 from eopack.prefetch import prefetch
 
 __all__ = ["DATASET_ZIPS", "write_sha256sums", "zip_dataset"]
@@ -93,7 +93,7 @@ def zip_dataset(root: str | Path, folder: str, products: Sequence[str], dest: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(dest)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:  # ~10 small writes per PNG
+        with big_file_writer(fd, 1 << 20) as handle:  # ~10 small writes per PNG
             writer = DeterministicZipWriter(handle, ZIP_EPOCH, deflate_level=0)
             with writer:
                 with closing(_read_ahead(root, folder, sorted(products))) as pngs:

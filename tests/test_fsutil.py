@@ -1,0 +1,94 @@
+"""Big-file writes: sliced under free page reporting, byte-exact either way."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from eopack import fsutil
+from eopack.archive import write_deterministic_zip
+
+
+def _balloon(root: Path, name: str, device: str, features: str) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "device").write_text(device + "\n")
+    (folder / "features").write_text(features + "\n")
+
+
+def test_free_page_reporting_read_from_the_virtio_balloon_features(tmp_path: Path) -> None:
+    devices = tmp_path / "devices"
+    # Firecracker's balloon as this machine shows it: stats, deflate-on-OOM, reporting.
+    _balloon(devices, "virtio0", "0x0005", "0110010100000000")
+    _balloon(devices, "virtio1", "0x0002", "1111111111111111")  # a block device: not asked
+    assert fsutil._free_page_reporting(devices)
+
+    quiet = tmp_path / "quiet"
+    _balloon(quiet, "virtio0", "0x0005", "0110000000000000")  # a balloon without reporting
+    _balloon(quiet, "virtio1", "0x0002", "1111111111111111")
+    assert not fsutil._free_page_reporting(quiet)
+    assert not fsutil._free_page_reporting(tmp_path / "absent")  # no virtio bus at all
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """The length of every ``os.<name>`` call (the real call still happens)."""
+    sizes: list[int] = []
+    real = getattr(os, name)
+
+    def call(fd: int, data: memoryview, *rest: int) -> int:
+        sizes.append(memoryview(data).nbytes)
+        return real(fd, data, *rest)
+
+    monkeypatch.setattr(os, name, call)
+    return sizes
+
+
+@pytest.mark.parametrize("piece", [None, fsutil.WRITE_SLICE])
+def test_big_writes_land_byte_exact_in_pieces_of_at_most_the_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int | None
+) -> None:
+    monkeypatch.setattr(fsutil, "write_slice", lambda: piece)
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    limit = piece or len(data)
+
+    path = tmp_path / "at-offset"
+    sizes = _recorded(monkeypatch, "pwrite")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fsutil.pwrite_all(fd, data, 4096)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == bytes(4096) + data
+    assert max(sizes) <= limit and sum(sizes) == len(data)
+    assert len(sizes) == -(-len(data) // limit)
+
+    sizes = _recorded(monkeypatch, "write")
+    fd = os.open(tmp_path / "buffered", os.O_WRONLY | os.O_CREAT)
+    with fsutil.big_file_writer(fd, 1 << 20) as handle:
+        handle.write(b"head")
+        handle.write(data)  # bigger than the buffer: goes straight to the raw file
+        handle.write(memoryview(data)[:1000])
+    assert (tmp_path / "buffered").read_bytes() == b"head" + data + data[:1000]
+    if piece is not None:  # unsliced, the C file object writes without os.write
+        assert sizes and max(sizes) <= piece
+
+
+def test_a_zip_is_the_same_bytes_sliced_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "X.SAFE"
+    (src / "measurement").mkdir(parents=True)
+    (src / "measurement" / "a.tiff").write_bytes(os.urandom(5 * 1024 * 1024))
+    (src / "manifest.safe").write_text("<xml/>" * 10000)
+    digests = []
+    for piece in (None, fsutil.WRITE_SLICE):
+        monkeypatch.setattr(fsutil, "write_slice", lambda piece=piece: piece)
+        out = tmp_path / f"{piece}.zip"
+        write_deterministic_zip(src, out, "X.SAFE")
+        digests.append(out.read_bytes())
+        with zipfile.ZipFile(out) as archive:
+            assert archive.testzip() is None
+    assert digests[0] == digests[1]
