@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from eopack.demo.s1world import DEMO_BUCKET
-from eopack.demo.s3server import Intercept
+from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, make_client
 from eopack.safe.s1 import rebuild_safe
@@ -334,6 +334,92 @@ def test_a_body_breaking_every_time_is_a_clear_error(source, s3net, tmp_path):
     assert message.startswith(f"s3://{source.bucket.name}/medium.bin: download failed at byte 0: ")
     assert "\n" not in message
     assert not dest.exists() and resumable_bytes(dest) == 0
+
+
+def _requests(s3net: Any, bucket: str, refuse_list: bool = False) -> list[tuple[str, str]]:
+    """``(method, key or "?query")`` of every request on ``bucket``, as the server got them;
+    ``refuse_list``: answer a LIST with 403, as for credentials without s3:ListBucket."""
+    seen: list[tuple[str, str]] = []
+
+    def hook(environ: dict[str, Any]) -> Intercept | None:
+        name, key = split_path(environ)
+        if name != bucket:
+            return None
+        seen.append((environ["REQUEST_METHOD"], key or "?" + environ.get("QUERY_STRING", "")))
+        if not key and environ.get("HTTP_X_AMZ_REQUEST_PAYER") != "requester":
+            raise AssertionError("a LIST without requester pays")
+        return Intercept(refuse=True) if refuse_list and not key else None
+
+    s3net.hook(hook)
+    return seen
+
+
+PRODUCT = {
+    f"prod/{name}": random_bytes(size, seed=60 + i)
+    for i, (name, size) in enumerate(
+        [
+            ("manifest.safe", 20_000),
+            ("annotation/a.xml", 90_000),
+            ("measurement/a.tiff", 3 * MiB),
+            ("measurement/b.tiff", 5 * MiB + 7),
+            ("preview/quick-look.png", 0),
+        ]
+    )
+}
+LISTED = TransferConfig(threshold=2 * MiB, part_size=MiB, requests=4)
+
+
+def _put_product(source: Source) -> None:
+    for key, data in PRODUCT.items():
+        source.put(key, data)
+    source.put("prodX/other.bin", b"not under prod/")
+
+
+def test_a_listed_prefix_stands_for_a_head_per_object(source, s3net, tmp_path):
+    _put_product(source)
+    seen = _requests(s3net, source.bucket.name)
+    items = [(key, tmp_path / key) for key in PRODUCT]
+    client = make_client(REGION)
+    got = download_files(client, source.bucket, items, LISTED, prefix="prod")
+    assert got == [(len(data), md5(data)) for data in PRODUCT.values()]
+    assert all((tmp_path / key).read_bytes() == data for key, data in PRODUCT.items())
+    methods = [method for method, _ in seen]
+    assert "HEAD" not in methods
+    lists = [key for method, key in seen if key.startswith("?")]
+    assert len(lists) == 1 and "prefix=prod%2F" in lists[0]
+    assert methods.count("GET") == 1 + 2 + 3 + 6  # LIST, 2 small, 3 + 6 parts (none if empty)
+
+
+def test_a_refused_listing_falls_back_to_heads(source, s3net, tmp_path, caplog):
+    _put_product(source)
+    seen = _requests(s3net, source.bucket.name, refuse_list=True)
+    items = [(key, tmp_path / key) for key in PRODUCT]
+    with caplog.at_level(logging.INFO, logger="eopack.transfer"):
+        got = download_files(make_client(REGION), source.bucket, items, LISTED, prefix="prod")
+    assert got == [(len(data), md5(data)) for data in PRODUCT.values()]
+    assert [method for method, _ in seen].count("HEAD") == len(PRODUCT)
+    assert f"s3://{source.bucket.name}/prod: no listing" in caplog.text
+
+
+def test_an_object_replaced_after_the_listing_is_asked_again(source, s3net, tmp_path, caplog):
+    _put_product(source)
+    key = "prod/measurement/a.tiff"
+    versions = _replace_on(s3net, source, key, calls={1})  # listed, then replaced at once
+    client = make_client(REGION)
+    config = replace(LISTED, requests=1)
+    with caplog.at_level(logging.WARNING, logger="eopack.transfer"):
+        got = download_files(client, source.bucket, [(key, tmp_path / "a")], config, "prod")
+    assert got == [(len(versions[0]), md5(versions[0]))]
+    assert (tmp_path / "a").read_bytes() == versions[0]
+    assert "changed during the download; starting over" in caplog.text
+
+
+def test_a_key_missing_from_the_listing_is_the_usual_error(source, tmp_path):
+    _put_product(source)
+    items = [("prod/manifest.safe", tmp_path / "m"), ("prod/gone.xml", tmp_path / "g")]
+    with pytest.raises(EopackError, match=r"^s3://.*/prod/gone\.xml: object not found$"):
+        download_files(make_client(REGION), source.bucket, items, LISTED, prefix="prod")
+    assert not (tmp_path / "g").exists()
 
 
 def _refuse_from(count: int) -> Any:

@@ -125,7 +125,7 @@ def rebuild_safe(
             missing.append((safe_path, key))
     config = replace(transfer, requests=2 * max_workers)
     jobs = [(f"{prefix}/{key}", staging / safe_path) for safe_path, key in missing]
-    results = download_files(client, bucket, jobs, config)
+    results = download_files(client, bucket, jobs, config, prefix=prefix)
     written.update(zip((safe_path for safe_path, _ in missing), results, strict=True))
     written = dict(sorted(written.items()))
     if dest.exists():
