@@ -11,7 +11,7 @@ Only when every byte is there is ``.part`` renamed to ``dest``: a name without `
 always a complete file. The MD5 that :func:`download_files` returns is optional
 (``TransferConfig.md5``): hashed on the fly for a single stream, in a second pass over the file
 for ranged parts. Every request carries the bucket's extra arguments (requester pays) and
-``If-Match`` the ETag seen by HEAD, so bytes of two versions never mix.
+``If-Match`` the ETag seen by HEAD (or LIST), so bytes of two versions never mix.
 
 Who does what, and why: the object bytes go through ``obstore`` (Rust ``object_store``), from
 one asyncio loop that writes every body at its offset as it arrives, with the credentials and
@@ -83,8 +83,8 @@ class TransferConfig:
     single-core pass over the finished file (~760 MB/s per core), which is a large share of
     its cost on a fast link. With ``md5=False`` no download hashes anything (single streams
     neither, so the answer is the same whatever the size) and the digest is None. The bytes
-    are guarded without it: every request carries ``If-Match`` with the ETag seen by HEAD (no
-    mixing of versions), every part's served range is checked, resumed parts are the ones
+    are guarded without it: every request carries ``If-Match`` with the ETag seen by HEAD or
+    LIST (no mixing of versions), every part's served range is checked, resumed parts are the ones
     the sidecar records as written in this boot of the machine (module docstring). Turn it
     off where something else checks the files: :func:`eopack.safe.s1.rebuild_safe` does by
     default, since the workflow's verify step hashes every file against ``manifest.safe``.
