@@ -34,6 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+# CRC-32 for reading archives back: ISA-L's is the same function, ~12x faster than zlib's here
+# (42 against 3.4 GB/s on 30 KB pieces), which makes the check of a 1 GB zip ~0.3 s cheaper.
+from isal.isal_zlib import crc32 as fast_crc32
+
 from eopack.errors import EopackError
 from eopack.fsutil import big_file_writer, new_temp
 
@@ -314,17 +318,17 @@ def _member_crc(raw: Any, info: zipfile.ZipInfo, buffer: bytearray) -> tuple[int
             raise EOFError
         remaining -= n
         if inflater is None:
-            crc = zlib.crc32(view[:n], crc)
+            crc = fast_crc32(view[:n], crc)
             size += n
             continue
         data: Any = view[:n]
         while data:
             out = inflater.decompress(data, CHECK_CHUNK)
-            crc, size = zlib.crc32(out, crc), size + len(out)
+            crc, size = fast_crc32(out, crc), size + len(out)
             data = inflater.unconsumed_tail
     if inflater is not None:
         out = inflater.flush()
-        crc, size = zlib.crc32(out, crc), size + len(out)
+        crc, size = fast_crc32(out, crc), size + len(out)
         if not inflater.eof:
             raise EopackError("deflate stream is truncated")
     return crc, size

@@ -18,13 +18,12 @@ import hashlib
 import logging
 import os
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
-from eopack.archive import ZIP_EPOCH, DeterministicZipWriter, ZipMember, file_chunks
+from eopack.archive import ZIP_EPOCH, DeterministicZipWriter, ZipMember, fast_crc32, file_chunks
 from eopack.errors import EopackError
 from eopack.fsutil import atomic_write_bytes, big_file_writer, new_temp, read_small_file
 from eopack.prefetch import prefetch
@@ -209,7 +208,7 @@ def _check_local(handle: BinaryIO, name: bytes, crc: int, size: int, buf: bytear
         n = handle.readinto(view[: min(left, len(buf))])  # type: ignore[attr-defined]
         if not n:
             raise EopackError(f"member {name!r} is truncated")
-        found = zlib.crc32(view[:n], found)
+        found = fast_crc32(view[:n], found)
         left -= n
     wide = _zip64_values(extra) is not None
     tail = struct.unpack("<IIQQ" if wide else "<IIII", _read_exact(handle, 24 if wide else 16))

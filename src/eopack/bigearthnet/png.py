@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import platform
 import struct
-import zlib
 
 import isal
 import numpy as np
@@ -52,7 +51,7 @@ def deflate_version() -> str:
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC-32 of type + data."""
-    crc = zlib.crc32(data, zlib.crc32(kind))
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
