@@ -397,3 +397,31 @@ def test_deliver_product_s3_entry_point(world, world_env, dest_bucket, monkeypat
     assert f"out/{product.product_id}.verify.json" in _keys(world, dest_bucket)
     with pytest.raises(EopackError, match="is not an s3:// destination"):
         deliver_product_s3("products.geojson", product.product_id, sources, "results", 2)
+
+
+def test_deliver_zip_skips_an_identical_zip_already_there(world, world_env, dest_bucket, tmp_path):
+    """A rerun (lost receipt, rebuilt byte-identical zip) uploads nothing; other bytes do."""
+    from eopack.deliver import deliver_zip
+
+    sources = {DEMO_BUCKET: {"region": "eu-central-1", "requester_pays": True}}
+    zip_path = tmp_path / "S1A_X.zip"
+    zip_path.write_bytes(os.urandom(300_000))
+    uri = f"s3://{dest_bucket}/eo"
+
+    def uploads(before: Any) -> int:
+        during = world.s3.traffic.snapshot() - before
+        return sum(during.count(op=op) for op in ("PutObject", "UploadPart"))
+
+    before = world.s3.traffic.snapshot()
+    first = deliver_zip(zip_path, uri, sources, tmp_path / "r1.json")
+    assert uploads(before) == 1 and first["skipped"] is False
+    before = world.s3.traffic.snapshot()
+    second = deliver_zip(zip_path, uri, sources, tmp_path / "r2.json")
+    assert uploads(before) == 0 and second["skipped"] is True
+    assert json.loads((tmp_path / "r2.json").read_text())["sha256"] == first["sha256"]
+    zip_path.write_bytes(os.urandom(300_000))
+    before = world.s3.traffic.snapshot()
+    third = deliver_zip(zip_path, uri, sources, tmp_path / "r3.json")
+    assert uploads(before) == 1 and third["skipped"] is False
+    body = world.client().get_object(Bucket=dest_bucket, Key="eo/S1A_X.zip")["Body"].read()
+    assert body == zip_path.read_bytes()

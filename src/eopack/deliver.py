@@ -752,7 +752,11 @@ def deliver_zip(
     receipt: str | Path,
     max_workers: int = 8,
 ) -> dict[str, Any]:
-    """Upload a local zip to ``s3://bucket/prefix/{name}`` and record the checksums."""
+    """Upload a local zip to ``s3://bucket/prefix/{name}`` and record the checksums.
+
+    A zip already there with the same size and SHA-256 (a rerun after a lost receipt, or a
+    rebuild, which is byte-identical) is not uploaded again: its receipt says ``skipped``.
+    """
     from eopack.s3 import make_client
 
     dest = parse_destination(destination)
@@ -767,9 +771,15 @@ def deliver_zip(
         dest.key(name),
         source_buckets=set(sources),
         max_workers=max_workers,
+        skip_existing=True,
     )
     log.info(
-        "%s -> %s (%d bytes, sha256 %s)", zip_path, record["uri"], record["size"], record["sha256"]
+        "%s -> %s (%d bytes, sha256 %s%s)",
+        zip_path,
+        record["uri"],
+        record["size"],
+        record["sha256"],
+        "; already there, not uploaded" if record["skipped"] else "",
     )
     write_receipt(record, receipt)
     return record
