@@ -427,16 +427,27 @@ def _refuse_from(count: int) -> Any:
     return lambda n, *_: Intercept(refuse=True) if n >= count else None
 
 
-def test_object_replaced_between_runs_restarts_cleanly(source, s3net, tmp_path):
-    old, new = random_bytes(8 * MiB, seed=5), random_bytes(8 * MiB, seed=6)
-    source.put("obj.bin", old)
-    dest = tmp_path / "obj.bin"
-    config = TransferConfig(threshold=MiB, part_size=MiB, requests=1)
+ONE_PART_AT_A_TIME = TransferConfig(threshold=MiB, part_size=MiB, requests=1)
+
+
+def _stop_after_three_parts(source: Source, s3net: Any, data: bytes, dest: Path) -> dict[str, Any]:
+    """Put ``data`` as ``obj.bin``, download it to ``dest`` until the 4th part is refused;
+    returns the sidecar left behind (three parts done)."""
+    source.put("obj.bin", data)
     s3net.on_get(source.bucket.name, _refuse_from(4))
     with pytest.raises(EopackError, match=re.escape(ACCESS_DENIED)):
-        download_file(make_client(REGION), source.bucket, "obj.bin", dest, config)
+        download_file(make_client(REGION), source.bucket, "obj.bin", dest, ONE_PART_AT_A_TIME)
     s3net.close()
-    assert json.loads(sidecar_path(dest).read_text())["done"] == [0, 1, 2]
+    sidecar = json.loads(sidecar_path(dest).read_text())
+    assert sidecar["done"] == [0, 1, 2]
+    return sidecar
+
+
+def test_object_replaced_between_runs_restarts_cleanly(source, s3net, tmp_path):
+    old, new = random_bytes(8 * MiB, seed=5), random_bytes(8 * MiB, seed=6)
+    dest = tmp_path / "obj.bin"
+    config = ONE_PART_AT_A_TIME
+    _stop_after_three_parts(source, s3net, old, dest)
     assert not dest.exists()
 
     source.put("obj.bin", new)
@@ -451,15 +462,10 @@ def test_object_replaced_between_runs_restarts_cleanly(source, s3net, tmp_path):
 def test_a_sidecar_of_an_earlier_boot_is_not_trusted(source, s3net, tmp_path, caplog):
     """Parts are recorded unsynced: after the machine restarted, their bytes may be lost."""
     data = random_bytes(8 * MiB, seed=11)
-    source.put("obj.bin", data)
     dest = tmp_path / "obj.bin"
-    config = TransferConfig(threshold=MiB, part_size=MiB, requests=1)
-    s3net.on_get(source.bucket.name, _refuse_from(4))
-    with pytest.raises(EopackError, match=re.escape(ACCESS_DENIED)):
-        download_file(make_client(REGION), source.bucket, "obj.bin", dest, config)
-    s3net.close()
-    sidecar = json.loads(sidecar_path(dest).read_text())
-    assert sidecar["done"] == [0, 1, 2] and sidecar["boot"] == boot_id()
+    config = ONE_PART_AT_A_TIME
+    sidecar = _stop_after_three_parts(source, s3net, data, dest)
+    assert sidecar["boot"] == boot_id()
     assert resumable_bytes(dest) == 3 * MiB
     sidecar_path(dest).write_text(json.dumps({**sidecar, "boot": "an-earlier-boot"}))
     assert resumable_bytes(dest) == 0
