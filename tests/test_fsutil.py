@@ -92,3 +92,59 @@ def test_a_zip_is_the_same_bytes_sliced_or_not(
         with zipfile.ZipFile(out) as archive:
             assert archive.testzip() is None
     assert digests[0] == digests[1]
+
+
+def test_start_writeback_asks_the_kernel_and_leaves_the_bytes_alone(tmp_path: Path) -> None:
+    path = tmp_path / "dirty"
+    data = os.urandom(1 << 20)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, data)
+        assert fsutil.start_writeback(fd, 0, len(data)) is (fsutil._sync_file_range() is not None)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+    assert not fsutil.start_writeback(fd, 0, len(data))  # closed descriptor: refused, not raised
+
+
+@pytest.mark.parametrize("piece", [None, fsutil.WRITE_SLICE])
+def test_a_durable_big_file_is_sent_to_disk_window_by_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int | None
+) -> None:
+    monkeypatch.setattr(fsutil, "write_slice", lambda: piece)
+    window = fsutil.WRITEBACK_WINDOW
+    asked: list[tuple[int, int]] = []
+    real = fsutil.start_writeback
+
+    def spy(fd: int, offset: int, length: int) -> bool:
+        asked.append((offset, length))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(fsutil, "start_writeback", spy)
+    chunk = os.urandom(1 << 20)
+    count = 3 * window // len(chunk) + 5  # 3 windows and a bit
+    path = tmp_path / "big"
+    with fsutil.big_file_writer(
+        os.open(path, os.O_WRONLY | os.O_CREAT), 1 << 16, durable=True
+    ) as f:
+        for _ in range(count):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    assert path.read_bytes() == chunk * count
+    # Contiguous windows from the start, each at least a window, none past what was written.
+    assert [offset for offset, _ in asked] == [sum(n for _, n in asked[:i]) for i in range(3)]
+    assert all(length >= window for _, length in asked)
+    assert sum(n for _, n in asked) <= len(chunk) * count
+
+    # Where the kernel refuses, it is asked once and the file is written all the same.
+    asked.clear()
+    monkeypatch.setattr(fsutil, "start_writeback", lambda *call: asked.append(call[1:]) or False)
+    with fsutil.big_file_writer(
+        os.open(path, os.O_WRONLY | os.O_TRUNC), 1 << 16, durable=True
+    ) as f:
+        for _ in range(count):
+            f.write(chunk)
+    assert path.read_bytes() == chunk * count
+    assert asked == [(0, window)]

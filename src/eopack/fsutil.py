@@ -5,6 +5,7 @@ under hypervisors that take free memory back."""
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import functools
 import io
@@ -185,17 +186,65 @@ def write_all(fd: int, data: Any) -> None:
         pos += os.write(fd, view[pos : pos + step])
 
 
-class _SlicedFileIO(io.FileIO):
-    """A raw file whose every write goes out in :func:`write_slice` pieces."""
+#: Bytes of a durable big file written between two writeback starts (:func:`big_file_writer`).
+WRITEBACK_WINDOW = 8 << 20
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty pages, no wait
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's ``sync_file_range`` (Linux; not in the ``os`` module), or None where it is missing."""
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` of ``fd`` to disk, without
+    waiting for it; False where that cannot be asked (not Linux, or refused: then a later fsync
+    does all the work, as without this call)."""
+    func = _sync_file_range()
+    return func is not None and func(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
+
+
+class _BigFileIO(io.FileIO):
+    """A raw file whose writes go out in :func:`write_slice` pieces and, if ``durable``, whose
+    pages are sent to disk every :data:`WRITEBACK_WINDOW` bytes (see :func:`big_file_writer`)."""
+
+    def __init__(self, fd: int, durable: bool) -> None:
+        super().__init__(fd, "wb")
+        self._durable = durable
+        self._written = 0
+        self._synced = 0  # where the next writeback window starts
 
     def write(self, data: Any) -> int:  # type: ignore[override]
+        size = memoryview(data).nbytes
         write_all(self.fileno(), data)
-        return memoryview(data).nbytes
+        self._written += size
+        if self._durable and self._written - self._synced >= WRITEBACK_WINDOW:
+            if not start_writeback(self.fileno(), self._synced, self._written - self._synced):
+                self._durable = False
+            self._synced = self._written
+        return size
 
 
-def big_file_writer(fd: int, buffer_size: int = io.DEFAULT_BUFFER_SIZE) -> IO[bytes]:
+def big_file_writer(
+    fd: int, buffer_size: int = io.DEFAULT_BUFFER_SIZE, *, durable: bool = False
+) -> IO[bytes]:
     """A buffered binary writer on ``fd`` (closes it) for a file of gigabytes (a zip), whose
-    writes reach the kernel in :func:`write_slice` pieces."""
-    if write_slice() is None:
+    writes reach the kernel in :func:`write_slice` pieces.
+
+    ``durable``: the caller will fsync the file, so its pages are sent to disk while it is
+    written (:func:`start_writeback` every :data:`WRITEBACK_WINDOW`) and the fsync waits for the
+    last window only. Without it the whole file is still in memory, dirty, when fsync is called
+    (the kernel starts writing back after 30 s or at 10 % of RAM): on the bench machine the
+    fsync of a 520 MB dataset zip took 0.6-1.5 s of the job's 2.3-3.6 s. It also keeps a big
+    write from piling up dirty memory on a small instance.
+    """
+    if write_slice() is None and not durable:
         return os.fdopen(fd, "wb", buffering=buffer_size)
-    return io.BufferedWriter(_SlicedFileIO(fd, "wb"), buffer_size)
+    return io.BufferedWriter(_BigFileIO(fd, durable), buffer_size)

@@ -656,7 +656,7 @@ def _copy_hashing(src: Path, tmp_fd: int, meter: _Meter) -> tuple[int, str]:
     md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     meter.start(0, src.stat().st_size)
-    with big_file_writer(tmp_fd) as target, open(src, "rb") as source:
+    with big_file_writer(tmp_fd, durable=True) as target, open(src, "rb") as source:
         while chunk := source.read(_COPY_CHUNK):
             target.write(chunk)
             md5.update(chunk)

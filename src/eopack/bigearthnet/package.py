@@ -92,7 +92,7 @@ def zip_dataset(root: str | Path, folder: str, products: Sequence[str], dest: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(dest)
     try:
-        with big_file_writer(fd, 1 << 20) as handle:  # ~10 small writes per PNG
+        with big_file_writer(fd, 1 << 20, durable=True) as handle:  # ~10 writes per PNG
             writer = DeterministicZipWriter(handle, ZIP_EPOCH, deflate_level=0)
             with writer:
                 with closing(_read_ahead(root, folder, sorted(products))) as pngs:
