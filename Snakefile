@@ -1,6 +1,8 @@
 # eopack: Earth-observation open data on AWS -> verified SAFE zips and BigEarthNet datasets.
 from snakemake.utils import min_version, validate
 
+from eopack.scheduler import cancel_scheduler_timers
+
 min_version("9.0")
 
 
@@ -34,3 +36,12 @@ rule all:
         bigearthnet_targets,
         publish_targets,
         report_targets,
+
+
+# Snakemake's rate limiter leaves a timer that holds the exit for up to 1 s (eopack.scheduler).
+onsuccess:
+    cancel_scheduler_timers()
+
+
+onerror:
+    cancel_scheduler_timers()
