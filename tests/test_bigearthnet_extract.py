@@ -371,6 +371,58 @@ def test_header_checksum_mismatch_is_an_error(small_archive):
         list(iter_members(io.BytesIO(zst(bytes(raw))), lambda n: True))
 
 
+def _with_checksum(header: bytearray, stored: int, layout: bytes = b"%06o\0 ") -> bytes:
+    header[148:156] = (layout % stored).ljust(8, b" ")[:8]
+    return bytes(header)
+
+
+def test_header_checksums_are_checked_exactly_on_both_paths():
+    """The fast test (Adler-32 low half, exact below 257 non-zero bytes) and the full one
+    (plus modulo 255) accept the right sum only: off by 65521 or 255 is refused."""
+    rng = random.Random(7)
+    for case in range(4000):
+        nonzero = rng.choice([rng.randrange(0, 257), rng.randrange(257, 505)])
+        header = bytearray(512)
+        for at in rng.sample([i for i in range(512) if not 148 <= i < 156], nonzero):
+            header[at] = rng.randrange(1, 256)
+        header[148:156] = b" " * 8
+        right = sum(header)
+        layout = [b"%06o\0 ", b"%07o\0", b"%07o ", b"%o"][case % 4]
+        assert extract._checksum_ok(_with_checksum(header, right, layout)), (case, nonzero)
+        for wrong in (right + 65521, right - 65521, right + 255, right - 255, right + 1):
+            if 0 <= wrong < 8**6:
+                assert not extract._checksum_ok(_with_checksum(header, wrong, layout)), (
+                    case,
+                    nonzero,
+                    wrong - right,
+                )
+
+
+def test_numeric_fields_read_as_before():
+    def reference(field: bytes) -> int | None:
+        if field[0] & 0x80:
+            return None if field[0] != 0x80 else int.from_bytes(field[1:], "big")
+        digits = field.split(b"\0", 1)[0].strip() or b"0"
+        return (
+            int(digits, 8)
+            if digits.isdigit() and b"8" not in digits and b"9" not in digits
+            else None
+        )
+
+    rng = random.Random(11)
+    alphabet = b"0123456789 \0+-_o\x80\xff"
+    fields = [b"00000000252\0", b"\0" * 12, b"   17 \0\0\0\0\0\0", b"\x80" + bytes(10) + b"\x05"]
+    fields += [bytes(rng.choice(alphabet) for _ in range(12)) for _ in range(20000)]
+    fields += [b"%011o\0" % rng.randrange(8**11) for _ in range(1000)]
+    for field in fields:
+        expected = reference(field)
+        if expected is None:
+            with pytest.raises(ValueError):
+                extract._octal(field)
+        else:
+            assert extract._octal(field) == expected, field
+
+
 def _reheader(raw: bytes, at: int, start: int, value: bytes) -> bytes:
     """``raw`` with one header field replaced and the header's checksum made right again."""
     out = bytearray(raw)
