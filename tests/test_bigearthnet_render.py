@@ -321,3 +321,16 @@ def test_band_reader_damaged_input_is_an_eopack_error_or_a_clean_read(fixture_fi
             except EopackError:
                 continue
             assert isinstance(band, np.ndarray)
+
+
+def test_a_damaged_deflate_strip_is_named(fixture_files):
+    data = fixture_files["reference_map"]
+    tiff = tifffile.TiffFile(io.BytesIO(data))
+    page = tiff.pages[0]
+    assert page.compression == 8  # the release's reference maps are DEFLATE-compressed
+    offset, count = page.dataoffsets[0], page.databytecounts[0]
+    for at, what in ((offset + count - 1, "checksum"), (offset, "zlib header")):
+        damaged = bytearray(data)
+        damaged[at] ^= 0xFF
+        with pytest.raises(EopackError, match=r"^x_reference_map: corrupt DEFLATE strip \("):
+            read_band(bytes(damaged), "x_reference_map")
