@@ -329,7 +329,7 @@ def test_a_damaged_deflate_strip_is_named(fixture_files):
     page = tiff.pages[0]
     assert page.compression == 8  # the release's reference maps are DEFLATE-compressed
     offset, count = page.dataoffsets[0], page.databytecounts[0]
-    for at, what in ((offset + count - 1, "checksum"), (offset, "zlib header")):
+    for at in (offset + count - 1, offset):  # the Adler-32 checksum, the zlib header
         damaged = bytearray(data)
         damaged[at] ^= 0xFF
         with pytest.raises(EopackError, match=r"^x_reference_map: corrupt DEFLATE strip \("):

@@ -272,10 +272,8 @@ def _checksum_ok(header: bytes) -> bool:
     is matching exactly.
     """
     field = header[148:156]
-    if field[6:] == b"\0 " and field[:6].isdigit():  # GNU tar's and Python's "%06o\0 "
-        stored = int(field[:6], 8)
-    else:
-        stored = _octal(field)
+    # GNU tar and Python write "%06o\0 ": read that directly, anything else the long way.
+    stored = int(field[:6], 8) if field[6:] == b"\0 " and field[:6].isdigit() else _octal(field)
     if not 0 <= stored <= _MAX_HEADER_SUM:
         return False
     actual = stored - 8 * 32 + sum(field)  # sum of the header's bytes as they are
