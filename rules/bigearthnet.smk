@@ -66,6 +66,8 @@ rule bigearthnet_render:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
         bands=config["bigearthnet"]["rgb_bands"],
         stretch=config["bigearthnet"]["stretch"],
+        # Outputs in S3 have whole-second times: see eopack.jobs.outlast_inputs.
+        outlast_inputs=bool(STORAGE_PREFIX),
     script:
         "../scripts/bigearthnet_render.py"
 
@@ -82,6 +84,8 @@ rule bigearthnet_index:
         "../envs/eopack.yaml"
     resources:
         mem_mb=128,
+    params:
+        outlast_inputs=bool(STORAGE_PREFIX),
     script:
         "../scripts/bigearthnet_index.py"
 

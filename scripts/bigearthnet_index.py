@@ -3,7 +3,7 @@
 import logging
 
 from eopack.bigearthnet.index import write_index
-from eopack.jobs import run_job
+from eopack.jobs import outlast_inputs, run_job
 
 
 def index(reports, index_path, skipped_path):
@@ -20,3 +20,5 @@ run_job(
     snakemake.output.index,
     snakemake.output.skipped,
 )
+if snakemake.params.outlast_inputs:
+    outlast_inputs(snakemake.input)

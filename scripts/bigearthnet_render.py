@@ -3,7 +3,7 @@
 from eopack.bigearthnet.dataset import render_product
 from eopack.bigearthnet.index import Selection
 from eopack.bigearthnet.render import Stretch
-from eopack.jobs import run_job
+from eopack.jobs import outlast_inputs, run_job
 
 run_job(
     snakemake.log[0],
@@ -19,3 +19,5 @@ run_job(
     bands=snakemake.params.bands,
     stretch=Stretch(**snakemake.params.stretch),
 )
+if snakemake.params.outlast_inputs:
+    outlast_inputs(snakemake.input)

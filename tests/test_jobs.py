@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from eopack.errors import EopackError
-from eopack.jobs import peak_rss_mb, run_job
+from eopack.jobs import outlast_inputs, peak_rss_mb, run_job
 
 CHILD = "from eopack.jobs import peak_rss_mb; print(peak_rss_mb())"
 
@@ -38,3 +41,23 @@ def test_peak_rss_is_the_jobs_own_not_inherited_from_a_big_parent():
     ).stdout
     assert int(out) < 200, out
     del ballast
+
+
+def test_outlast_inputs_waits_into_the_next_second_only_when_needed(tmp_path):
+    old = tmp_path / "old.tsv"
+    old.write_text("x")
+    os.utime(old, (time.time() - 5, time.time() - 5))
+    folder = tmp_path / "extracted"
+    folder.mkdir()
+    (folder / "new-file").write_text("y")  # the folder changed just now...
+    stamp = folder / ".snakemake_timestamp"
+    stamp.write_text("")
+    os.utime(stamp, (time.time() - 3, time.time() - 3))  # ...but Snakemake dates it by its stamp
+    assert outlast_inputs([old, folder, tmp_path / "missing"]) == 0
+
+    fresh = tmp_path / "fresh.tsv"
+    fresh.write_text("z")
+    changed = fresh.stat().st_mtime
+    waited = outlast_inputs([old, fresh])
+    assert time.time() >= math.floor(changed) + 1  # an object stored now is dated after it
+    assert 0 <= waited <= 1.05  # none if the second turned before the call

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import resource
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -59,3 +61,28 @@ def peak_rss_mb() -> int:
     except OSError:
         pass
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + 1023) // 1024
+
+
+def outlast_inputs(paths: Iterable[str | Path]) -> float:
+    """Wait until the clock is in a later whole second than the newest of ``paths`` was
+    modified; returns the seconds waited.
+
+    For jobs with local inputs (``resources/``) and outputs in S3 through the storage plugin:
+    S3 object times have whole seconds, local ones nanoseconds, and Snakemake compares the two.
+    An output stored within the second its input changed (a render of a small product, the
+    index after the last render) looks older than that input, and the next run does the job
+    again. A directory's time is its ``.snakemake_timestamp``, as Snakemake reads it.
+    """
+    newest = 0.0
+    for path in map(Path, paths):
+        stamp = path / ".snakemake_timestamp"
+        try:
+            newest = max(newest, (stamp if stamp.is_file() else path).stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    waited = 0.0
+    while (now := time.time()) < math.floor(newest) + 1:
+        pause = math.floor(newest) + 1 - now
+        time.sleep(pause)
+        waited += pause
+    return waited
