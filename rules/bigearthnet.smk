@@ -110,6 +110,8 @@ rule bigearthnet_zip:
         "results/bigearthnet/bigearthnet_{dataset}.zip",
     log:
         "logs/bigearthnet/zip_{dataset}.log",
+    # The RGB zip is the last long job: started before the index, it ends sooner on 2+ cores.
+    priority: 1
     conda:
         "../envs/eopack.yaml"
     resources:
