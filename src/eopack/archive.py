@@ -256,8 +256,10 @@ def write_deterministic_zip(
 ) -> list[str]:
     """Zip folder ``src`` as ``top/...`` into ``dest`` atomically; returns the member names.
 
-    The archive is re-read (CRC of every member, headers and data descriptors against the
-    central directory and against what was written) before it replaces ``dest``.
+    The archive is synced to disk (written back as it is written, so the sync waits for the
+    last few MiB only) and re-read (CRC of every member, headers and data descriptors against
+    the central directory and against what was written) before it replaces ``dest``: after a
+    machine crash there is the old ``dest`` or a whole new one, never a stub under its name.
     """
     src, dest = Path(src), Path(dest)
     files = _members(src)
@@ -266,12 +268,14 @@ def write_deterministic_zip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temp(dest)
     try:
-        with big_file_writer(fd) as handle:
+        with big_file_writer(fd, durable=True) as handle:  # synced: a crash leaves no stub zip
             writer = DeterministicZipWriter(handle, when, deflate_level)
             with writer:
                 for path in files:
                     name = f"{top}/{path.relative_to(src).as_posix()}"
                     writer.add(name, path.stat().st_size, file_chunks(path))
+            handle.flush()
+            os.fsync(handle.fileno())
         check_zip(tmp, writer.members)
         os.replace(tmp, dest)
     except BaseException:
