@@ -36,9 +36,10 @@ from isal import isal_zlib
 
 from eopack.errors import EopackError
 
-__all__ = ["PNG_SIGNATURE", "deflate_version", "encode_palette", "encode_rgb"]
+__all__ = ["PNG_SIGNATURE", "deflate_version", "encode_gray", "encode_palette", "encode_rgb"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_GRAY = 0
 _COLOUR_RGB = 2
 _COLOUR_PALETTE = 3
 _FILTER_SUB = 1
@@ -96,6 +97,13 @@ def encode_rgb(rgb: np.ndarray) -> bytes:
         raise EopackError(f"cannot encode RGB PNG: expected 3 bands, got shape {rgb.shape}")
     raw = _sub_filtered(rgb.reshape(height, width * 3), 3)
     return _png(width, height, _COLOUR_RGB, _deflate(raw))
+
+
+def encode_gray(gray: np.ndarray) -> bytes:
+    """PNG (8-bit greyscale, colour type 0) of an (H, W) uint8 array."""
+    gray = _check(gray, 2, "greyscale")
+    height, width = gray.shape
+    return _png(width, height, _COLOUR_GRAY, _deflate(_sub_filtered(gray, 1)))
 
 
 def encode_palette(indices: np.ndarray, palette: np.ndarray) -> bytes:

@@ -7,6 +7,7 @@ by a small reader for exactly the layouts BigEarthNet v2 uses, and the PNGs by `
   back to back (120x120 bands: 4 strips) -> one ``np.frombuffer``, no copy.
 * Reference maps: same, but DEFLATE (compression 8) with horizontal predictor 2 -> inflate each
   strip, then a cumulative sum along rows taken modulo 2**16, as the predictor does.
+* S1 patches (``eopack.bigearthnet.s1``): like the S2 bands, but float32 backscatter in dB.
 
 Anything else (BigTIFF, big-endian, tiles, other sample types or codecs) goes to tifffile.
 
@@ -101,6 +102,8 @@ _WIDTH, _LENGTH, _BPS, _COMPRESSION = 256, 257, 258, 259
 _STRIP_OFFSETS, _SPP, _STRIP_BYTES = 273, 277, 279
 _PREDICTOR, _TILE_WIDTH, _SAMPLE_FORMAT = 317, 322, 339
 _DEFLATE = (8, 32946)
+#: (BitsPerSample, SampleFormat) -> numpy dtype of the layouts decoded here.
+_SAMPLES = {(16, 1): "<u2", (32, 3): "<f4"}
 
 
 #: Where a SHORT/LONG tag's values are: (struct code, count, inline bytes or None, file offset).
@@ -134,6 +137,7 @@ class _Structure:
     predictor: int
     offsets: _Values
     counts: _Values
+    dtype: str  # "<u2" (S2 bands, reference maps) or "<f4" (S1 backscatter in dB)
 
 
 @lru_cache(maxsize=256)
@@ -160,28 +164,28 @@ def _structure(entries: bytes) -> _Structure | None:
     compression, predictor = one(_COMPRESSION, 1), one(_PREDICTOR, 1)
     offsets = _where(*tags[_STRIP_OFFSETS]) if _STRIP_OFFSETS in tags else None
     counts = _where(*tags[_STRIP_BYTES]) if _STRIP_BYTES in tags else None
+    dtype = _SAMPLES.get((one(_BPS, 1), one(_SAMPLE_FORMAT, 1)))
     if (
         width <= 0
         or height <= 0
-        or one(_BPS, 1) != 16
+        or dtype is None
         or one(_SPP, 1) != 1
-        or one(_SAMPLE_FORMAT, 1) != 1
         or not (compression == 1 or compression in _DEFLATE)
-        or predictor not in (1, 2)
+        or predictor not in ((1, 2) if dtype == "<u2" else (1,))
         or offsets is None
         or counts is None
         or offsets[1] != counts[1]
     ):
         return None
-    return _Structure(width, height, compression, predictor, offsets, counts)
+    return _Structure(width, height, compression, predictor, offsets, counts, dtype)
 
 
-_Layout = tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]]
+_Layout = tuple[int, int, int, int, tuple[int, ...], tuple[int, ...], str]
 
 
 def _fast_layout(data: bytes) -> _Layout | None:
-    """(width, height, compression, predictor, strip offsets, strip byte counts), or None when
-    the file is not a layout decoded here."""
+    """(width, height, compression, predictor, strip offsets, strip byte counts, dtype), or
+    None when the file is not a layout decoded here."""
     if data[:4] != _TIFF_LE:
         return None
     (ifd,) = struct.unpack_from("<I", data, 4)
@@ -194,14 +198,23 @@ def _fast_layout(data: bytes) -> _Layout | None:
         return None
     offsets = _values(data, found.offsets)
     counts = _values(data, found.counts)
-    return found.width, found.height, found.compression, found.predictor, offsets, counts
+    return (
+        found.width,
+        found.height,
+        found.compression,
+        found.predictor,
+        offsets,
+        counts,
+        found.dtype,
+    )
 
 
 def read_band(data: bytes, name: str = "") -> np.ndarray:
     """Decode one single-band GeoTIFF (BigEarthNet band or reference map) to a 2-D array.
 
-    The layouts BigEarthNet uses are decoded here (uint16 result, possibly a read-only view of
-    ``data``); any other TIFF is read by tifffile. ``name`` only makes errors say which file.
+    The layouts BigEarthNet uses are decoded here (uint16, or float32 for S1 patches; possibly a
+    read-only view of ``data``); any other TIFF is read by tifffile. ``name`` only makes errors
+    say which file.
     """
     try:
         layout = _fast_layout(data)
@@ -209,8 +222,8 @@ def read_band(data: bytes, name: str = "") -> np.ndarray:
         layout = None  # odd or truncated header: let tifffile judge (and word the error)
     if layout is None:
         return _read_with_tifffile(data, name)
-    width, height, compression, predictor, offsets, counts = layout
-    nbytes = width * height * 2
+    width, height, compression, predictor, offsets, counts, dtype = layout
+    nbytes = width * height * (2 if dtype == "<u2" else 4)
     if any(o + c > len(data) for o, c in zip(offsets, counts, strict=True)):
         raise EopackError(f"{name or 'GeoTIFF'}: truncated ({len(data)} bytes, strips run past it)")
     if compression == 1:
@@ -218,7 +231,7 @@ def read_band(data: bytes, name: str = "") -> np.ndarray:
             offsets[i] + counts[i] == offsets[i + 1] for i in range(len(offsets) - 1)
         )
         raw: bytes | memoryview = (
-            memoryview(data)[offsets[0] : offsets[0] + nbytes]  # the 10 m bands: no copy
+            memoryview(data)[offsets[0] : offsets[0] + nbytes]  # 10 m bands and S1: no copy
             if contiguous
             else b"".join(data[o : o + c] for o, c in zip(offsets, counts, strict=True))
         )
@@ -231,10 +244,10 @@ def read_band(data: bytes, name: str = "") -> np.ndarray:
             raise EopackError(f"{name or 'GeoTIFF'}: corrupt DEFLATE strip ({exc})") from None
     if len(raw) != nbytes:
         raise EopackError(
-            f"{name or 'GeoTIFF'}: strips hold {len(raw)} bytes, a {width}x{height} uint16 band "
-            f"needs {nbytes}"
+            f"{name or 'GeoTIFF'}: strips hold {len(raw)} bytes, a {width}x{height} "
+            f"{'uint16' if dtype == '<u2' else 'float32'} band needs {nbytes}"
         )
-    band = np.frombuffer(raw, dtype="<u2").reshape(height, width)
+    band = np.frombuffer(raw, dtype=dtype).reshape(height, width)
     if predictor == 2:  # uint32 sums are 2.5x faster than uint16 ones; equal modulo 2**16
         band = np.cumsum(band, axis=1, dtype=np.uint32).astype(np.uint16)
     return band
