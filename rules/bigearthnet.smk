@@ -9,7 +9,7 @@ BIGEARTHNET = bigearthnet_setup(config["bigearthnet"])
 wildcard_constraints:
     archive="|".join(BIGEARTHNET_ARCHIVES),
     s2_product=r"[A-Za-z0-9_]+",
-    dataset="pngs|mask_pngs",
+    dataset="|".join(BIGEARTHNET_ZIP_FOLDERS),
 
 
 rule bigearthnet_fetch:
@@ -72,9 +72,31 @@ rule bigearthnet_render:
         "../scripts/bigearthnet_render.py"
 
 
+rule bigearthnet_render_s1:
+    input:
+        s1=local("resources/bigearthnet/extracted/BigEarthNet-S1"),
+        metadata=bigearthnet_metadata,
+    output:
+        s1=directory("results/bigearthnet/s1/{s2_product}"),
+        report=local("resources/bigearthnet/rendered_s1/{s2_product}.tsv"),
+    log:
+        "logs/bigearthnet/render_s1/{s2_product}.log",
+    conda:
+        "../envs/eopack.yaml"
+    resources:
+        mem_mb=256,
+    params:
+        selection=lambda w: BIGEARTHNET.selection.as_params(),
+        stretch=config["bigearthnet"].get("s1_stretch", {}),
+        outlast_inputs=bool(STORAGE_PREFIX),
+    script:
+        "../scripts/bigearthnet_render_s1.py"
+
+
 rule bigearthnet_index:
     input:
         reports=bigearthnet_reports,
+        s1_reports=bigearthnet_s1_reports,
     output:
         index="results/bigearthnet/index.csv",
         skipped="results/bigearthnet/skipped.tsv",
@@ -85,6 +107,7 @@ rule bigearthnet_index:
     resources:
         mem_mb=128,
     params:
+        s1=BIGEARTHNET_S1,
         outlast_inputs=bool(STORAGE_PREFIX),
     script:
         "../scripts/bigearthnet_index.py"

@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 from eopack.aoi import discover_aois, load_aoi
-from eopack.bigearthnet.source import ARCHIVES, archive_name, prepare_inputs
+from eopack.bigearthnet.source import S1_ARCHIVE, archive_name, archives, prepare_inputs
 from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
@@ -129,11 +129,14 @@ def product_targets(wildcards):
 
 # --- BigEarthNet (rules/bigearthnet.smk) ---------------------------------------------------
 
-BIGEARTHNET_ARCHIVES = ARCHIVES
+BIGEARTHNET_S1 = bool(config["bigearthnet"].get("s1_pngs"))
+BIGEARTHNET_ARCHIVES = archives(config["bigearthnet"])
 BIGEARTHNET_RESOURCES = "resources/bigearthnet"
 BIGEARTHNET_RESULTS = "results/bigearthnet"
 # {dataset} wildcard of bigearthnet_{dataset}.zip -> the PNG folder it holds.
 BIGEARTHNET_ZIP_FOLDERS = {"pngs": "rgb", "mask_pngs": "mask"}
+if BIGEARTHNET_S1:
+    BIGEARTHNET_ZIP_FOLDERS["s1_pngs"] = "s1"
 
 
 def bigearthnet_setup(cfg):
@@ -154,6 +157,8 @@ def bigearthnet_extract_bands(archive):
     """The S2 bands extracted: the RGB ones plus bigearthnet.extract_bands (none for maps)."""
     if archive == "Reference_Maps":
         return []
+    if archive == S1_ARCHIVE:
+        return ["VH", "VV"]
     cfg = config["bigearthnet"]
     return sorted({*cfg["rgb_bands"], *cfg["extract_bands"]})
 
@@ -165,6 +170,16 @@ def bigearthnet_metadata(wildcards):
 def bigearthnet_reports(wildcards):
     return [
         local(f"{BIGEARTHNET_RESOURCES}/rendered/{product}.tsv")
+        for product in BIGEARTHNET.products
+    ]
+
+
+def bigearthnet_s1_reports(wildcards):
+    """The S1 render reports (none unless bigearthnet.s1_pngs)."""
+    if not BIGEARTHNET_S1:
+        return []
+    return [
+        local(f"{BIGEARTHNET_RESOURCES}/rendered_s1/{product}.tsv")
         for product in BIGEARTHNET.products
     ]
 

@@ -205,6 +205,67 @@ def test_sha256sums_verify_with_sha256sum(ben_run):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.fixture(scope="module")
+def ben_s1_run(world, tmp_path_factory):
+    """The demo with bigearthnet.s1_pngs on: the S1 archive is fetched, extracted, rendered."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("bigearthnet-s1"))
+    overlay = write_config(workdir / "s1.yaml", {"s1_pngs": True})
+    proc = bigearthnet(workdir, world.env(), "config/demo.yaml", overlay)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir, proc
+
+
+def test_s1_pngs_are_the_db_stretch_of_each_selected_patch(world, ben_s1_run):
+    workdir, proc = ben_s1_run
+    counts = job_counts(proc.stderr)
+    assert counts["bigearthnet_render_s1"] == counts["bigearthnet_render"] == 3
+    assert counts["bigearthnet_extract"] == 3 and counts["bigearthnet_zip"] == 3
+    wanted = selected(world.benworld.patches)
+    found = {p.relative_to(workdir / BEN / "s1") for p in (workdir / BEN / "s1").rglob("*.png")}
+    assert found == {
+        Path(p.s2_product, f"{p.patch_id}_{band}.png") for p in wanted for band in ("VV", "VH")
+    }
+    patches = wanted[::9]
+    names = {
+        f"BigEarthNet-S1/{p.s1_name.rsplit('_', 3)[0]}/{p.s1_name}/{p.s1_name}_{band}.tif": (
+            p,
+            band,
+        )
+        for p in patches
+        for band in ("VV", "VH")
+    }
+    tiffs = archive_members(world.benworld.files[benworld.S1_ARCHIVE], set(names))
+    assert len(tiffs) == len(names)
+    for member, (patch, band) in names.items():
+        db = tifffile.imread(io.BytesIO(tiffs[member])).astype(np.float64)
+        low, high = {"VV": (-25, 0), "VH": (-32, -5)}[band]
+        expected = np.floor(255 * (np.clip(db, low, high) - low) / (high - low) + 0.5)
+        png = workdir / BEN / "s1" / patch.s2_product / f"{patch.patch_id}_{band}.png"
+        image = Image.open(png)
+        assert (image.size, image.mode) == ((120, 120), "L")
+        assert np.array_equal(np.asarray(image), np.nan_to_num(expected).astype(np.uint8))
+
+
+def test_s1_index_columns_zip_and_sums(ben_s1_run):
+    workdir, _ = ben_s1_run
+    rows = index_rows(workdir)
+    assert rows and all(
+        r["s1_vv"].endswith("_VV.png") and r["s1_vh"].endswith("_VH.png") for r in rows
+    )
+    assert all((workdir / BEN / r[c]).is_file() for r in rows for c in ("s1_vv", "s1_vh"))
+    pngs = sorted((workdir / BEN / "s1").rglob("*.png"))
+    with zipfile.ZipFile(workdir / BEN / "bigearthnet_s1_pngs.zip") as archive:
+        assert archive.namelist() == [p.relative_to(workdir / BEN).as_posix() for p in pngs]
+    sums = (workdir / BEN / "SHA256SUMS").read_text(encoding="utf-8")
+    assert {line.split("  ", 1)[1] for line in sums.splitlines()} == DATASET_FILES | {
+        "bigearthnet_s1_pngs.zip"
+    }
+    proc = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=workdir / BEN, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_second_run_has_nothing_to_do(world, ben_run):
     workdir, _, _ = ben_run
     proc = bigearthnet(workdir, world.env(), "config/demo.yaml")

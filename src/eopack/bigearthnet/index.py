@@ -36,6 +36,7 @@ __all__ = [
     "INDEX_COLUMNS",
     "METADATA",
     "REPORT_COLUMNS",
+    "S1_INDEX_COLUMNS",
     "SKIPPED_COLUMNS",
     "SNOW_CLOUD_METADATA",
     "SPLITS",
@@ -55,10 +56,13 @@ SNOW_CLOUD_METADATA = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 SPLITS = ("train", "validation", "test")
 LABEL_SEPARATOR = ";"  # class names contain commas, never semicolons
 INDEX_COLUMNS = ("patch_id", "split", "s2_product", "labels", "rgb", "mask")
+#: Columns index.csv gains when S1 PNGs are built (empty for a patch without them).
+S1_INDEX_COLUMNS = ("s1_vv", "s1_vh")
 SKIPPED_COLUMNS = ("patch_id", "split", "s2_product", "reason")
 REPORT_COLUMNS = ("patch_id", "split", "labels", "status", "reason")
 _COLUMNS = ("patch_id", "labels", "split", "contains_seasonal_snow", "contains_cloud_or_shadow")
 _PRODUCT_SUFFIX = r"_[^_]*_[^_]*$"
+S1_COLUMN = "s1_name"
 
 
 def s2_product(patch_id: str) -> str:
@@ -111,6 +115,7 @@ class Patch:
     patch_id: str
     split: str
     labels: tuple[str, ...]
+    s1_name: str = ""  # the patch's Sentinel-1 patch (read only when asked for)
 
     @property
     def s2_product(self) -> str:
@@ -178,22 +183,34 @@ def list_products(paths: Iterable[str | Path], selection: Selection) -> list[str
 
 
 def read_patches(
-    paths: Iterable[str | Path], selection: Selection, product: str | None = None
+    paths: Iterable[str | Path],
+    selection: Selection,
+    product: str | None = None,
+    *,
+    with_s1: bool = False,
 ) -> list[Patch]:
-    """Selected patches (of one S2 product if given), sorted by id; duplicates are an error."""
+    """Selected patches (of one S2 product if given), sorted by id; duplicates are an error.
+
+    ``with_s1``: also read each patch's ``s1_name``; a selected row without one is an error.
+    """
     out: list[Patch] = []
+    columns = (*_COLUMNS, S1_COLUMN) if with_s1 else _COLUMNS
     for path in map(Path, paths):
-        _check_columns(path, _COLUMNS)
-        table = _selected(_read(path, _COLUMNS, product), selection, path)
-        for pid, split, labels in zip(
+        _check_columns(path, columns)
+        table = _selected(_read(path, columns, product), selection, path)
+        s1_names = table[S1_COLUMN].to_pylist() if with_s1 else [""] * table.num_rows
+        for pid, split, labels, s1_name in zip(
             table["patch_id"].to_pylist(),
             table["split"].to_pylist(),
             table["labels"].to_pylist(),
+            s1_names,
             strict=True,
         ):
             if product is not None and s2_product(pid) != product:
                 continue  # the prefix range also holds a product whose name extends this one
-            out.append(Patch(pid, split, tuple(labels or ())))
+            if with_s1 and not s1_name:
+                raise EopackError(f"{path}: patch {pid} has no {S1_COLUMN}")
+            out.append(Patch(pid, split, tuple(labels or ()), s1_name or ""))
     out.sort(key=lambda p: p.patch_id)
     for a, b in pairwise(out):
         if a.patch_id == b.patch_id:
@@ -258,13 +275,20 @@ def read_report(path: str | Path) -> list[ReportRow]:
 
 
 def write_index(
-    reports: Iterable[str | Path], index_path: str | Path, skipped_path: str | Path
+    reports: Iterable[str | Path],
+    index_path: str | Path,
+    skipped_path: str | Path,
+    s1_reports: Iterable[str | Path] | None = None,
 ) -> tuple[int, int]:
     """``index.csv`` (rendered patches) and ``skipped.tsv`` from the per-product reports.
 
     Paths in the index are relative to its folder (``rgb/<product>/<id>.png``,
     ``mask/<product>/<id>.png``), as the dataset zips hold them. Both files are sorted by
     patch id and written atomically. Returns (indexed, skipped) counts.
+
+    ``s1_reports`` (the S1 render reports, one per product, named like the others): the index
+    gains ``s1_vv`` and ``s1_vh`` (``s1/<product>/<id>_VV.png`` ...), left empty for a patch whose
+    S1 files were missing (its S1 report says why; it keeps its RGB and mask).
 
     Streamed one report at a time, so memory does not grow with the dataset (549,488 rows):
     a patch id starts with its product's name and all product names have the same length, so
@@ -274,12 +298,13 @@ def write_index(
     if len({len(product) for product, _ in by_product}) > 1:  # not release names: sort all
         by_product = [("", Path(p)) for _, p in by_product]
     indexed = skipped = 0
+    s1 = None if s1_reports is None else _S1Status(s1_reports)
     with (
         atomic_output(index_path, text=True) as index_file,
         atomic_output(skipped_path, text=True) as skipped_file,
     ):
         index = csv.writer(index_file, lineterminator="\n")
-        index.writerow(INDEX_COLUMNS)
+        index.writerow(INDEX_COLUMNS + (S1_INDEX_COLUMNS if s1 else ()))
         skips = csv.writer(
             skipped_file, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL
         )
@@ -288,21 +313,42 @@ def write_index(
             for r in group:
                 product = s2_product(r.patch_id)
                 if r.ok:
-                    index.writerow(
-                        (
-                            r.patch_id,
-                            r.split,
-                            product,
-                            LABEL_SEPARATOR.join(r.labels),
-                            f"rgb/{product}/{r.patch_id}.png",
-                            f"mask/{product}/{r.patch_id}.png",
-                        )
-                    )
+                    row = [
+                        r.patch_id,
+                        r.split,
+                        product,
+                        LABEL_SEPARATOR.join(r.labels),
+                        f"rgb/{product}/{r.patch_id}.png",
+                        f"mask/{product}/{r.patch_id}.png",
+                    ]
+                    if s1 is not None:
+                        row += s1.paths(product, r.patch_id)
+                    index.writerow(row)
                     indexed += 1
                 else:
                     skips.writerow((r.patch_id, r.split, product, r.reason))
                     skipped += 1
     return indexed, skipped
+
+
+class _S1Status:
+    """Which patches have S1 PNGs, read one product's S1 report at a time."""
+
+    def __init__(self, reports: Iterable[str | Path]) -> None:
+        self._reports = {Path(p).stem: Path(p) for p in reports}
+        self._product = ""
+        self._ok: set[str] = set()
+
+    def paths(self, product: str, patch_id: str) -> list[str]:
+        if product != self._product:
+            path = self._reports.get(product)
+            if path is None:
+                raise EopackError(f"no S1 render report for product {product}")
+            self._product = product
+            self._ok = {r.patch_id for r in read_report(path) if r.ok}
+        if patch_id not in self._ok:
+            return ["", ""]
+        return [f"s1/{product}/{patch_id}_{band}.png" for band in ("VV", "VH")]
 
 
 def _report_groups(by_product: Sequence[tuple[str, Path]]) -> Iterator[list[ReportRow]]:

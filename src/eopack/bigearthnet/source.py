@@ -31,14 +31,17 @@ from typing import Any
 from eopack.bigearthnet.fetch import ZENODO_FILES, fetch, parse_hashes, source_uri
 from eopack.bigearthnet.index import Selection, list_products
 from eopack.bigearthnet.render import Stretch
+from eopack.bigearthnet.s1 import DbStretch
 from eopack.errors import EopackError
 
 __all__ = [
     "ARCHIVES",
+    "S1_ARCHIVE",
     "ZENODO_FILES",
     "DatasetInputs",
     "Source",
     "archive_name",
+    "archives",
     "fetch_release_file",
     "fetch_verified",
     "load_source",
@@ -49,6 +52,15 @@ log = logging.getLogger(__name__)
 
 #: Archives the dataset is rendered from; each one's single top folder has the archive's stem.
 ARCHIVES = ("BigEarthNet-S2", "Reference_Maps")
+#: The Sentinel-1 archive, fetched only for the optional S1 PNGs (``s1_pngs``).
+S1_ARCHIVE = "BigEarthNet-S1"
+
+
+def archives(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """Stems of the archives the ``bigearthnet`` config section needs."""
+    return (*ARCHIVES, S1_ARCHIVE) if cfg.get("s1_pngs") else ARCHIVES
+
+
 HASHES_CACHE = "hashes.txt"
 
 
@@ -153,12 +165,16 @@ def prepare_inputs(cfg: Mapping[str, Any], resources: str | Path) -> DatasetInpu
     resources = Path(resources)
     source = load_source(cfg, resources)
     selection = Selection.from_config(cfg)
-    for stem in ARCHIVES:
+    for stem in archives(cfg):
         source.md5(archive_name(stem))  # no md5, no download: say so before any job runs
     try:
         Stretch(**cfg.get("stretch", {}))
     except (EopackError, TypeError) as exc:
         raise EopackError(f"config: bigearthnet.stretch: {exc}") from None
+    try:
+        DbStretch.from_config(cfg.get("s1_stretch") or {})
+    except EopackError as exc:
+        raise EopackError(f"config: bigearthnet.s1_stretch: {exc}") from None
     metadata = tuple(
         fetch_verified(source, name, resources / name) for name in selection.metadata_files()
     )

@@ -64,7 +64,7 @@ class DemoWorld(Service):
         items = self.state_dir / "stac-items.json"
         write_stac_items(self.products, items, extra_items=self.optical_items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
-        self.benworld = build_benworld(self.state_dir / "bigearthnet", s1=False)
+        self.benworld = build_benworld(self.state_dir / "bigearthnet")
         seed_bigearthnet_bucket(client, self.benworld)
         region = {"LocationConstraint": DEMO_CREDENTIALS["AWS_DEFAULT_REGION"]}
         client.create_bucket(Bucket=PUBLISH_BUCKET, CreateBucketConfiguration=region)
