@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from eopack.bigearthnet.classes import CLASSES, PALETTE, classes_json
-from eopack.bigearthnet.index import INDEX_COLUMNS
+from eopack.bigearthnet.index import INDEX_COLUMNS, S1_INDEX_COLUMNS
 from eopack.bigearthnet.png import encode_palette, encode_rgb
 from eopack.errors import EopackError
 from eopack.report import bigearthnet as ben
@@ -131,6 +131,19 @@ def test_index_scan_memory_is_flat_at_the_release_size(tmp_path):
     assert (total, sampled) == (549_488, 2000)
     assert release_mb - small_mb < 25, (small_mb, release_mb)  # the index is ~150 MB of text
     assert took < 30, took
+
+
+def test_an_index_with_s1_columns_reads_the_same_rows(tmp_path):
+    plain = tmp_path / "plain.csv"
+    row = ["P_1_2", "train", "P", "Arable land", "rgb/P/P_1_2.png", "mask/P/P_1_2.png"]
+    plain.write_text(",".join(INDEX_COLUMNS) + "\n" + ",".join(row) + "\n")
+    with_s1 = tmp_path / "s1.csv"
+    header = ",".join(INDEX_COLUMNS + S1_INDEX_COLUMNS)
+    with_s1.write_text(f"{header}\n{','.join(row)},s1/P/P_1_2_VV.png,s1/P/P_1_2_VH.png\n")
+    assert list(ben.iter_index(with_s1)) == list(ben.iter_index(plain))
+    with_s1.write_text(f"{header}\n{','.join(row)}\n")
+    with pytest.raises(EopackError, match=r"s1.csv: line 2 has 6 fields, expected 8"):
+        list(ben.iter_index(with_s1))
 
 
 def test_bad_index_and_classes_are_one_line_errors(tmp_path):

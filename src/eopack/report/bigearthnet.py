@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from PIL import Image, UnidentifiedImageError
 
-from eopack.bigearthnet.index import INDEX_COLUMNS, LABEL_SEPARATOR
+from eopack.bigearthnet.index import INDEX_COLUMNS, LABEL_SEPARATOR, S1_INDEX_COLUMNS
 from eopack.errors import EopackError
 from eopack.report.plotting import FONT_SIZE, message_figure, new_figure, rgb_float, save_png, wrap
 
@@ -108,15 +108,18 @@ def _index_rows(path: str | Path) -> Iterator[list[str]]:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = tuple(next(reader, ()))
-            if header != INDEX_COLUMNS:
+            if header not in (INDEX_COLUMNS, INDEX_COLUMNS + S1_INDEX_COLUMNS):
                 raise EopackError(
                     f"{path}: header is {','.join(header) or '(empty)'}, "
-                    f"expected {','.join(INDEX_COLUMNS)}"
+                    f"expected {','.join(INDEX_COLUMNS)} (and with S1 PNGs "
+                    f"{','.join(S1_INDEX_COLUMNS)})"
                 )
             for line, row in enumerate(reader, start=2):
-                if len(row) != len(INDEX_COLUMNS):
-                    raise EopackError(f"{path}: line {line} has {len(row)} fields, expected 6")
-                yield row
+                if len(row) != len(header):
+                    raise EopackError(
+                        f"{path}: line {line} has {len(row)} fields, expected {len(header)}"
+                    )
+                yield row[: len(INDEX_COLUMNS)]
     except OSError as exc:
         raise EopackError(f"{path}: cannot read the index ({exc})") from None
 
