@@ -36,6 +36,7 @@ __all__ = [
     "INDEX_COLUMNS",
     "METADATA",
     "REPORT_COLUMNS",
+    "S1_BANDS",
     "S1_INDEX_COLUMNS",
     "SKIPPED_COLUMNS",
     "SNOW_CLOUD_METADATA",
@@ -56,8 +57,10 @@ SNOW_CLOUD_METADATA = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 SPLITS = ("train", "validation", "test")
 LABEL_SEPARATOR = ";"  # class names contain commas, never semicolons
 INDEX_COLUMNS = ("patch_id", "split", "s2_product", "labels", "rgb", "mask")
+#: Sentinel-1 polarisations rendered (``<patch_id>_<band>.png``), in file-name order.
+S1_BANDS = ("VV", "VH")
 #: Columns index.csv gains when S1 PNGs are built (empty for a patch without them).
-S1_INDEX_COLUMNS = ("s1_vv", "s1_vh")
+S1_INDEX_COLUMNS = tuple(f"s1_{band.lower()}" for band in S1_BANDS)
 SKIPPED_COLUMNS = ("patch_id", "split", "s2_product", "reason")
 REPORT_COLUMNS = ("patch_id", "split", "labels", "status", "reason")
 _COLUMNS = ("patch_id", "labels", "split", "contains_seasonal_snow", "contains_cloud_or_shadow")
@@ -347,8 +350,8 @@ class _S1Status:
             self._product = product
             self._ok = {r.patch_id for r in read_report(path) if r.ok}
         if patch_id not in self._ok:
-            return ["", ""]
-        return [f"s1/{product}/{patch_id}_{band}.png" for band in ("VV", "VH")]
+            return [""] * len(S1_BANDS)
+        return [f"s1/{product}/{patch_id}_{band}.png" for band in S1_BANDS]
 
 
 def _report_groups(by_product: Sequence[tuple[str, Path]]) -> Iterator[list[ReportRow]]:

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from eopack.bigearthnet.dataset import PATCH_SIDE, RenderStats
-from eopack.bigearthnet.index import ReportRow, Selection, read_patches, write_report
+from eopack.bigearthnet.index import (
+    S1_BANDS,
+    ReportRow,
+    Selection,
+    read_patches,
+    write_report,
+)
 from eopack.bigearthnet.png import encode_gray
 from eopack.bigearthnet.render import read_band
 from eopack.errors import EopackError
@@ -38,9 +44,6 @@ from eopack.fsutil import read_small_file, write_new_file
 __all__ = ["DEFAULT_DB_STRETCH", "S1_BANDS", "DbStretch", "render_s1_product", "stretch_db"]
 
 log = logging.getLogger(__name__)
-
-#: Polarisations rendered, in file-name order.
-S1_BANDS = ("VV", "VH")
 
 
 @dataclass(frozen=True)
