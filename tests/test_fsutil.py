@@ -148,3 +148,28 @@ def test_a_durable_big_file_is_sent_to_disk_window_by_window(
             f.write(chunk)
     assert path.read_bytes() == chunk * count
     assert asked == [(0, window)]
+
+
+def test_a_safe_zip_is_synced_before_it_replaces_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "X.SAFE"
+    src.mkdir()
+    (src / "manifest.safe").write_text("<xml/>")
+    out = tmp_path / "X.zip"
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}")
+        real_fsync(fd)
+
+    def replace(a: str, b: str) -> None:
+        events.append(f"replace {b}")
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_deterministic_zip(src, out, "X.SAFE")
+    assert len(events) == 2 and events[1] == f"replace {out}"
+    assert events[0].startswith(f"fsync {tmp_path}/.X.zip.") and events[0].endswith(".part")
