@@ -1,8 +1,10 @@
 # eopack: Earth-observation open data on AWS -> verified SAFE zips and BigEarthNet datasets.
 from snakemake.utils import min_version, validate
 
-from eopack.scheduler import cancel_scheduler_timers
+from eopack.scheduler import cancel_scheduler_timers, freeze_startup_objects
 
+# Before the includes and the DAG: the collector stops re-walking start-up's imports (~0.3 s).
+freeze_startup_objects()
 min_version("9.0")
 
 

@@ -1,14 +1,15 @@
-"""The scheduler's exit timer is cancelled by the workflow's hooks (eopack.scheduler)."""
+"""The workflow's tweaks of its Snakemake process (eopack.scheduler): exit timer, collector."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 from snakemake.scheduling.job_scheduler import JobScheduler
 
-from eopack.scheduler import cancel_scheduler_timers
+from eopack.scheduler import cancel_scheduler_timers, freeze_startup_objects
 
 
 def test_the_timer_snakemake_leaves_at_exit_is_cancelled_and_others_are_not() -> None:
@@ -39,3 +40,19 @@ def test_the_workflow_cancels_it_on_success_and_on_error() -> None:
     for hook in ("onsuccess:", "onerror:"):
         body = snakefile.split(hook, 1)[1].split("\n\n", 1)[0]
         assert "cancel_scheduler_timers()" in body, hook
+
+
+def test_start_up_objects_are_frozen_out_of_later_collections() -> None:
+    before = gc.get_freeze_count()
+    try:
+        alive = object.__new__(type("Alive", (), {}))  # a tracked object made before the call
+        frozen = freeze_startup_objects()
+        assert frozen >= before and frozen == gc.get_freeze_count() > 0
+        assert not any(o is alive for o in gc.get_objects())  # no longer walked by collections
+    finally:
+        gc.unfreeze()
+
+
+def test_the_workflow_freezes_before_its_first_include() -> None:
+    snakefile = (Path(__file__).parents[1] / "Snakefile").read_text()
+    assert snakefile.index("\nfreeze_startup_objects()") < snakefile.index("\ninclude:")

@@ -1,5 +1,14 @@
-"""A workaround for Snakemake's scheduler, called from the Snakefile's ``onsuccess``/``onerror``.
+"""Two tweaks of the Snakemake process itself, called from the Snakefile.
 
+**The collector at start-up** (:func:`freeze_startup_objects`, first thing in the Snakefile):
+Snakemake's start imports ~1,000 modules (sqlalchemy, pydantic, boto3, numpy...), then the
+Snakefile builds the DAG. Python's cyclic garbage collector walks every tracked object in each
+full pass, and the passes the allocations trigger walked those imports again and again: ~25 % of
+the CPU of ``snakemake bigearthnet -n`` (1.32-1.41 s, 1.07-1.10 s with them frozen). Frozen
+objects are skipped by every later pass; they are modules, classes and functions that live to
+the end of the process anyway.
+
+**The scheduler's exit timer** (:func:`cancel_scheduler_timers`, in ``onsuccess``/``onerror``):
 Snakemake's default job rate limiter (``--max-jobs-per-timespan 100/1s``) re-opens the
 scheduling loop through a ``threading.Timer`` after every pass
 (``JobScheduler._schedule_reevalutation``). The timer's thread is not a daemon, so when the last
@@ -14,9 +23,10 @@ changes nothing but the exit time. Only timers whose function is the scheduler's
 
 from __future__ import annotations
 
+import gc
 import threading
 
-__all__ = ["SCHEDULER_TIMER", "cancel_scheduler_timers"]
+__all__ = ["SCHEDULER_TIMER", "cancel_scheduler_timers", "freeze_startup_objects"]
 
 #: ``__qualname__`` prefix of the function Snakemake's re-evaluation timer runs.
 SCHEDULER_TIMER = "JobScheduler._schedule_reevalutation."
@@ -33,3 +43,10 @@ def cancel_scheduler_timers() -> int:
             thread.cancel()
             cancelled += 1
     return cancelled
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now to the collector's permanent generation (``gc.freeze``), so
+    later collections do not walk them; returns how many are frozen in all."""
+    gc.freeze()
+    return gc.get_freeze_count()
