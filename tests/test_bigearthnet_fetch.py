@@ -29,11 +29,11 @@ from eopack.bigearthnet.fetch import (
     parse_hashes,
     redact_uri,
     source_uri,
-    stamp_path,
 )
 from eopack.demo.s3server import Intercept
 from eopack.demo.service import WsgiService
 from eopack.errors import EopackError
+from eopack.stamps import stamp_path
 from eopack.transfer import partial_path, resumable_bytes, sidecar_path
 
 KiB = 1024
@@ -269,8 +269,8 @@ def test_download_logs_progress_and_stamps_the_file(server, tmp_path, no_secrets
         "downloaded",
     )
     assert dest.read_bytes() == data
-    assert leftovers(dest) == [dest, stamp_path(dest)]
-    stamp = json.loads(stamp_path(dest).read_text())
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
+    stamp = json.loads(stamp_path(dest, "md5").read_text())
     assert (stamp["md5"], stamp["size"]) == (md5(data), len(data))
     assert [e["range"] for e in server.log] == [None]
     assert server.log[0]["query"] == f"download=1&token={SECRET}"
@@ -295,7 +295,7 @@ def test_dropped_connection_resumes_with_a_range_in_the_same_run(server, tmp_pat
         ("bytes=1500000-", served.etag, 206),
     ]
     assert "connection broken mid-download at byte 700000; retry 1 of 3" in eopack_log(no_secrets)
-    assert leftovers(dest) == [dest, stamp_path(dest)]
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
 
 
 def test_interrupted_run_is_resumed_by_the_next_run(server, tmp_path, no_secrets):
@@ -333,7 +333,7 @@ def test_complete_part_from_a_killed_run_is_only_verified(server, tmp_path):
 
     # the same without a known size (a server without Content-Length): a 416 says "complete"
     dest.unlink()
-    stamp_path(dest).unlink()
+    stamp_path(dest, "md5").unlink()
     partial_path(dest).write_bytes(data)
     assert not sidecar_path(dest).exists()
     served = server.files["a.tar.zst"]
@@ -341,7 +341,7 @@ def test_complete_part_from_a_killed_run_is_only_verified(server, tmp_path):
     sidecar_path(dest).write_text(json.dumps(sidecar))
     assert fetch(server.url(dest.name), dest, md5(data), **FAST).md5 == md5(data)
     assert (server.log[-1]["range"], server.log[-1]["status"]) == (f"bytes={len(data)}-", 416)
-    assert leftovers(dest) == [dest, stamp_path(dest)]
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
 
 
 def test_server_ignoring_ranges_restarts_from_zero(server, tmp_path, no_secrets):
@@ -469,9 +469,9 @@ def test_a_fetched_file_needs_no_request(server, tmp_path):
 
     again = fetch(server.url(dest.name), dest, md5(data), **FAST)
     assert (again.action, again.md5, again.size) == ("present", md5(data), len(data))
-    stamp_path(dest).unlink()  # no stamp: hashed once, stamped again, still no request
+    stamp_path(dest, "md5").unlink()  # no stamp: hashed once, stamped again, still no request
     assert fetch(server.url(dest.name), dest, md5(data), **FAST).action == "present"
-    assert stamp_path(dest).exists()
+    assert stamp_path(dest, "md5").exists()
     assert fetch(server.url(dest.name), dest, None, **FAST).md5 == md5(data)
     assert len(server.log) == 1
 
@@ -520,7 +520,7 @@ def test_s3_source_resumes_and_verifies(bucket, s3net, tmp_path):
     result = fetch(uri, dest, md5(data))
     assert (result.action, result.resumed_from, result.md5) == ("downloaded", have, md5(data))
     assert dest.read_bytes() == data
-    assert leftovers(dest) == [dest, stamp_path(dest)]
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
     assert fetch(uri, dest, md5(data), client=object()).action == "present"  # no S3 call
 
 
@@ -555,7 +555,7 @@ def test_local_source_is_hard_linked(local_release, tmp_path):
     result = fetch(source, dest, md5(data))
     assert (result.action, result.md5) == ("linked", md5(data))
     assert dest.stat().st_ino == Path(source).stat().st_ino
-    assert leftovers(dest) == [dest, stamp_path(dest)]
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
     assert fetch(source, dest, md5(data)).action == "present"
 
 
@@ -566,7 +566,7 @@ def test_local_source_copied_when_links_are_off(local_release, tmp_path):
     assert (result.action, result.md5) == ("copied", md5(data))
     assert dest.read_bytes() == data
     assert dest.stat().st_ino != (folder / dest.name).stat().st_ino
-    assert leftovers(dest) == [dest, stamp_path(dest)]
+    assert leftovers(dest) == [dest, stamp_path(dest, "md5")]
 
 
 @pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])

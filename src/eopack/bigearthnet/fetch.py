@@ -48,6 +48,7 @@ import urllib3
 from eopack.errors import EopackError
 from eopack.fsutil import big_file_writer, locked_partial, new_temp, pwrite_all, write_json
 from eopack.s3 import CHUNK, SourceBucket, make_client, parse_s3_uri
+from eopack.stamps import stamp_path, stamped_digest, write_stamp
 from eopack.transfer import download_file, file_md5, partial_path, resumable_bytes, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -167,36 +168,9 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, keep, ""))
 
 
-# --- the md5 stamp ---------------------------------------------------------------------------
-
-
-def stamp_path(dest: Path) -> Path:
-    """Where the record of ``dest``'s verified md5 lives."""
-    return dest.with_name(dest.name + ".md5.json")
-
-
-def _write_stamp(path: Path, md5: str) -> None:
-    st = path.stat()
-    doc = {"name": path.name, "md5": md5, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    write_json(stamp_path(path), doc)
-
-
-def _stamped_md5(path: Path) -> str | None:
-    """The md5 in ``path``'s stamp if the file still has the stamped size and mtime."""
-    try:
-        doc = json.loads(stamp_path(path).read_text(encoding="utf-8"))
-        st = path.stat()
-        if (int(doc["size"]), int(doc["mtime_ns"])) != (st.st_size, st.st_mtime_ns):
-            return None
-        md5 = str(doc["md5"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return md5 if _MD5.fullmatch(md5) else None
-
-
 def _verified_md5(path: Path, expected: str | None) -> str:
     """``path``'s md5: from its stamp when that says ``expected``, else hashed (59 GB: minutes)."""
-    stamped = _stamped_md5(path)
+    stamped = stamped_digest(path, "md5")
     if stamped is not None and stamped == expected:
         return stamped
     log.info("%s: computing the md5 (%s)", path, _human(path.stat().st_size))
@@ -219,17 +193,17 @@ def _already_there(dest: Path, expected: str | None, keep: bool) -> FetchResult 
         return None
     size = dest.stat().st_size
     if expected is None:
-        return FetchResult(dest, size, _stamped_md5(dest), "present")
+        return FetchResult(dest, size, stamped_digest(dest, "md5"), "present")
     got = _verified_md5(dest, expected)
     if got == expected:
-        if _stamped_md5(dest) != got:
-            _write_stamp(dest, got)
+        if stamped_digest(dest, "md5") != got:
+            write_stamp(dest, "md5", got)
         return FetchResult(dest, size, got, "present")
     if keep:  # the source itself: never delete it
         raise EopackError(f"{dest}: md5 mismatch: expected {expected}, got {got}")
     log.warning("%s: md5 %s, expected %s; fetching it again", dest, got, expected)
     dest.unlink()
-    stamp_path(dest).unlink(missing_ok=True)
+    stamp_path(dest, "md5").unlink(missing_ok=True)
     return None
 
 
@@ -606,7 +580,7 @@ class _HttpDownload:
             raise _mismatch(self.dest.name, self.shown, self.expected, got, _REFETCH)
         os.replace(self.part, self.dest)
         self.side.unlink(missing_ok=True)
-        _write_stamp(self.dest, got)
+        write_stamp(self.dest, "md5", got)
         log.info("%s: %s fetched to %s", self.shown, _human(self.pos), self.dest)
         return FetchResult(self.dest, self.pos, got, "downloaded", resumed)
 
@@ -647,7 +621,7 @@ def _fetch_s3(
     if expected is not None and got != expected:
         dest.unlink(missing_ok=True)
         raise _mismatch(dest.name, uri, expected, got, _REFETCH)
-    _write_stamp(dest, got)
+    write_stamp(dest, "md5", got)
     return FetchResult(dest, size, got, "downloaded", resumed)
 
 
@@ -685,7 +659,9 @@ def _fetch_local(
         if action == "linked":
             size = tmp.stat().st_size
             # the bytes are the source's: a stamp next to it (a shared cache) spares a read
-            got = _verified_md5(src, expected) if expected is not None else _stamped_md5(src)
+            got = (
+                _verified_md5(src, expected) if expected is not None else stamped_digest(src, "md5")
+            )
         else:
             fd, name = new_temp(dest)
             tmp = Path(name)
@@ -698,7 +674,7 @@ def _fetch_local(
     finally:
         tmp.unlink(missing_ok=True)  # the link or copy, never the source
     if got is not None:
-        _write_stamp(dest, got)
+        write_stamp(dest, "md5", got)
     return FetchResult(dest, size, got, action)
 
 
