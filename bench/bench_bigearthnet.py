@@ -68,6 +68,7 @@ RUN_OUTPUTS = (
     "results/bigearthnet",
     "resources/bigearthnet/extracted",
     "resources/bigearthnet/rendered",
+    "resources/bigearthnet/stamps",
 )
 RUN_LOGS = ("extract", "render", "index", "zip*", "sha256sums", "classes")
 AFTER_LAST_JOB = "(snakemake after the last job)"

@@ -130,7 +130,9 @@ rule bigearthnet_zip:
     input:
         bigearthnet_png_folders,
     output:
-        "results/bigearthnet/bigearthnet_{dataset}.zip",
+        zip="results/bigearthnet/bigearthnet_{dataset}.zip",
+        # Declared after the zip: Snakemake touches it after the zip (eopack.stamps).
+        stamp=local(f"{BIGEARTHNET_STAMPS}/bigearthnet_{{dataset}}.zip.sha256.json"),
     log:
         "logs/bigearthnet/zip_{dataset}.log",
     # The RGB zip is the last long job: started before the index, it ends sooner on 2+ cores.
@@ -156,6 +158,8 @@ rule bigearthnet_sha256sums:
         "../envs/eopack.yaml"
     resources:
         mem_mb=64,
+    params:
+        stamps=BIGEARTHNET_STAMPS,
     script:
         "../scripts/bigearthnet_sha256sums.py"
 

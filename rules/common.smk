@@ -133,6 +133,8 @@ BIGEARTHNET_S1 = bool(config["bigearthnet"].get("s1_pngs"))
 BIGEARTHNET_ARCHIVES = archives(config["bigearthnet"])
 BIGEARTHNET_RESOURCES = "resources/bigearthnet"
 BIGEARTHNET_RESULTS = "results/bigearthnet"
+# The dataset zips' SHA-256, stamped as they are written, read by SHA256SUMS (eopack.stamps).
+BIGEARTHNET_STAMPS = f"{BIGEARTHNET_RESOURCES}/stamps"
 # {dataset} wildcard of bigearthnet_{dataset}.zip -> the PNG folder it holds.
 BIGEARTHNET_ZIP_FOLDERS = {"pngs": "rgb", "mask_pngs": "mask"}
 if BIGEARTHNET_S1:

@@ -5,7 +5,7 @@ from pathlib import Path
 from eopack.bigearthnet.package import zip_dataset
 from eopack.jobs import run_job
 
-output = Path(snakemake.output[0])
+output = Path(snakemake.output.zip)
 folders = [Path(p) for p in snakemake.input]
 run_job(
     snakemake.log[0],
@@ -14,4 +14,5 @@ run_job(
     snakemake.params.folder,
     [f.name for f in folders],
     output,
+    Path(snakemake.output.stamp).parent,
 )

@@ -1,4 +1,4 @@
-"""Dataset zips (deterministic, stored, checked by a streaming re-read) and SHA256SUMS."""
+"""Dataset zips (deterministic, stored, checked by a streaming re-read, stamped) and SHA256SUMS."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from eopack.bigearthnet.package import (
     zip_dataset,
 )
 from eopack.errors import EopackError
+from eopack.stamps import stamped_digest
 
 
 def tree(root: Path, products: dict[str, int], folder: str = "rgb") -> dict[str, bytes]:
@@ -139,3 +140,44 @@ def test_sha256sums_lists_the_files_beside_it_and_verifies(tmp_path):
     (tmp_path / "sub" / "x").write_bytes(b"x")
     with pytest.raises(EopackError, match="not beside"):
         write_sha256sums([tmp_path / "sub" / "x"], tmp_path / "SHA256SUMS")
+
+
+def test_a_zip_is_stamped_with_its_sha256_and_sha256sums_reads_it_only_while_it_holds(tmp_path):
+    tree(tmp_path, {"P_A": 30})
+    dest, stamps = tmp_path / "bigearthnet_pngs.zip", tmp_path / "stamps"
+    zip_dataset(tmp_path, "rgb", ["P_A"], dest, stamps)
+    (tmp_path / "index.csv").write_bytes(b"patch_id\n")
+    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert stamped_digest(dest, "sha256", stamps) == digest  # the bytes as written, and on disk
+
+    reads: list[str] = []
+    real = package._sha256
+
+    def counted(path: Path) -> str:
+        reads.append(path.name)
+        return real(path)
+
+    sums = tmp_path / "SHA256SUMS"
+    files = [dest, tmp_path / "index.csv"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(package, "_sha256", counted)
+        write_sha256sums(files, sums, stamps)
+        assert reads == ["index.csv"]  # the zip was not read again
+        assert sums.read_text().splitlines()[0] == f"{digest}  bigearthnet_pngs.zip"
+
+        # Changed after it was stamped (same size, new mtime): hashed again, the stamp ignored.
+        data = bytearray(dest.read_bytes())
+        data[-30] ^= 0xFF
+        dest.write_bytes(bytes(data))
+        reads.clear()
+        write_sha256sums(files, sums, stamps)
+        assert sorted(reads) == ["bigearthnet_pngs.zip", "index.csv"]
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_failed_zip_leaves_no_stamp(tmp_path):
+    stamps = tmp_path / "stamps"
+    with pytest.raises(EopackError, match="missing"):
+        zip_dataset(tmp_path, "rgb", ["P_NONE"], tmp_path / "x.zip", stamps)
+    assert not stamps.exists() and not (tmp_path / "x.zip").exists()

@@ -1,7 +1,8 @@
-"""Big-file writes: sliced under free page reporting, byte-exact either way."""
+"""Big-file writes: sliced under free page reporting, byte-exact either way, hashed as written."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -74,6 +75,28 @@ def test_big_writes_land_byte_exact_in_pieces_of_at_most_the_slice(
     assert (tmp_path / "buffered").read_bytes() == b"head" + data + data[:1000]
     if piece is not None:  # unsliced, the C file object writes without os.write
         assert sizes and max(sizes) <= piece
+
+
+@pytest.mark.parametrize("piece", [None, fsutil.WRITE_SLICE])
+@pytest.mark.parametrize("durable", [False, True])
+def test_the_digest_of_a_big_file_is_fed_every_byte_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int | None, durable: bool
+) -> None:
+    monkeypatch.setattr(fsutil, "write_slice", lambda: piece)
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    digest = hashlib.sha256()
+    path = tmp_path / "hashed"
+    with fsutil.big_file_writer(
+        os.open(path, os.O_WRONLY | os.O_CREAT), 1 << 16, durable=durable, digest=digest
+    ) as handle:
+        for start in range(0, 4998, 7):  # small writes, gathered by the buffer
+            handle.write(data[start : start + 7])
+        handle.write(data)  # bigger than the buffer: straight to the raw file
+        handle.write(memoryview(data)[100:70_000])
+        handle.write(bytearray(b"tail"))
+    written = path.read_bytes()
+    assert written == data[:4998] + data + data[100:70_000] + b"tail"
+    assert digest.hexdigest() == hashlib.sha256(written).hexdigest()
 
 
 def test_a_zip_is_the_same_bytes_sliced_or_not(

@@ -203,6 +203,12 @@ def test_sha256sums_verify_with_sha256sum(ben_run):
         ["sha256sum", "-c", "SHA256SUMS"], cwd=workdir / BEN, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The zips' digests came from their stamps (hashed as written): Snakemake touched each zip,
+    # then its stamp, so the stamps still count. Were that order to change, SHA256SUMS would
+    # hash the zips again (right, only slower) and this would say so.
+    log = (workdir / "logs" / "bigearthnet" / "sha256sums.log").read_text(encoding="utf-8")
+    for name in ("bigearthnet_pngs.zip", "bigearthnet_mask_pngs.zip"):
+        assert f"{name}: SHA-256 from its stamp" in log, log
 
 
 @pytest.fixture(scope="module")

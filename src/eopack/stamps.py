@@ -5,8 +5,14 @@ instance (its EBS disk reads ~125 MB/s): the 59 GB BigEarthNet archive's md5 on 
 (:mod:`eopack.bigearthnet.fetch`), the ~16 GB dataset zips' SHA-256 for ``SHA256SUMS``
 (:mod:`eopack.bigearthnet.package`), both computed while the bytes were written. A stamp is
 ``<name>.<algorithm>.json`` (``name``, the digest under the algorithm's name, ``size``,
-``mtime_ns``), beside the file or in a folder of stamps. It counts only while the file still
-has that size and nanosecond mtime; any rewrite changes them, and the file is hashed again.
+``mtime_ns``), beside the file or in a folder of stamps.
+
+A stamp counts while the file has the stamped size and has not changed since: its mtime is the
+stamped one, or a later one that is still no later than the stamp file's own (it was touched,
+then the stamp). The second case is Snakemake's: after every job it touches the job's outputs in
+their declared order, so a file declared before its stamp is touched just before it. Any later
+write to the file makes it newer than its stamp; an older file put in its place has another
+mtime; either way the file is hashed again.
 """
 
 from __future__ import annotations
@@ -45,15 +51,18 @@ def write_stamp(
 def stamped_digest(
     path: str | Path, algorithm: str, folder: str | Path | None = None
 ) -> str | None:
-    """The digest in ``path``'s stamp if the file still has the stamped size and mtime, else None
-    (no stamp, an unreadable one, or a file changed since)."""
+    """The digest in ``path``'s stamp while it counts (see the module docstring), else None (no
+    stamp, an unreadable one, or a file changed since)."""
     path = Path(path)
+    stamp = stamp_path(path, algorithm, folder)
     try:
-        doc = json.loads(stamp_path(path, algorithm, folder).read_text(encoding="utf-8"))
+        stamped_at = stamp.stat().st_mtime_ns
+        doc = json.loads(stamp.read_text(encoding="utf-8"))
         st = path.stat()
-        if (int(doc["size"]), int(doc["mtime_ns"])) != (st.st_size, st.st_mtime_ns):
+        size, mtime = int(doc["size"]), int(doc["mtime_ns"])
+        if st.st_size != size or doc["name"] != path.name:
             return None
-        if doc["name"] != path.name:
+        if st.st_mtime_ns != mtime and not mtime <= st.st_mtime_ns <= stamped_at:
             return None
         digest = str(doc[algorithm])
     except (OSError, ValueError, KeyError, TypeError):
