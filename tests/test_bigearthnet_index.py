@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -200,3 +202,13 @@ def test_index_streams_one_report_at_a_time_and_is_globally_sorted(tmp_path):
     tracemalloc.stop()
     assert sum(map(len, every_row)) == counts[0]
     assert peak < all_at_once / 4, (peak, all_at_once)
+
+
+def test_the_index_job_does_not_load_pyarrow():
+    """It reads only the render reports: pyarrow's import (~0.15 s, ~40 MB) is left to the
+    metadata readers."""
+    code = (
+        "import sys; import eopack.bigearthnet.index, eopack.jobs; "
+        "sys.exit('pyarrow' in sys.modules or 'numpy' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -23,11 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from eopack.errors import EopackError
 from eopack.fsutil import atomic_output, atomic_write_bytes
@@ -66,6 +62,11 @@ REPORT_COLUMNS = ("patch_id", "split", "labels", "status", "reason")
 _COLUMNS = ("patch_id", "labels", "split", "contains_seasonal_snow", "contains_cloud_or_shadow")
 _PRODUCT_SUFFIX = r"_[^_]*_[^_]*$"
 S1_COLUMN = "s1_name"
+
+# pyarrow is imported where the metadata is read: the index job reads only reports (~0.15 s
+# and ~40 MB less).
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def s2_product(patch_id: str) -> str:
@@ -126,6 +127,9 @@ class Patch:
 
 
 def _read(path: Path, columns: Sequence[str], product: str | None) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     filters = None
     if product is not None:
         # ids are "<product>_<col>_<row>"; '`' is the character after '_': a prefix range
@@ -140,6 +144,9 @@ def _read(path: Path, columns: Sequence[str], product: str | None) -> pa.Table:
 
 def _selected(table: pa.Table, selection: Selection, path: Path) -> pa.Table:
     """Rows of the wanted splits whose snow/cloud flags are all switched on."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     splits = set(pc.unique(table["split"]).to_pylist())
     unknown = sorted(str(s) for s in splits - set(SPLITS))
     if unknown:
@@ -155,6 +162,9 @@ def _selected(table: pa.Table, selection: Selection, path: Path) -> pa.Table:
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         names = pq.read_schema(path).names
     except (OSError, pa.ArrowException) as exc:
@@ -168,6 +178,8 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
 
 def list_products(paths: Iterable[str | Path], selection: Selection) -> list[str]:
     """Sorted S2 product folders that hold at least one selected patch."""
+    import pyarrow.compute as pc
+
     products: set[str] = set()
     columns = [c for c in _COLUMNS if c != "labels"]
     for path in map(Path, paths):
