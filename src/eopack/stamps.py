@@ -67,5 +67,5 @@ def stamped_digest(
         digest = str(doc[algorithm])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    size = hashlib.new(algorithm).digest_size * 2
-    return digest if len(digest) == size and _HEX.fullmatch(digest) else None
+    digits = hashlib.new(algorithm).digest_size * 2
+    return digest if len(digest) == digits and _HEX.fullmatch(digest) else None

@@ -22,8 +22,8 @@ address of one file, :func:`fetch` brings it to ``dest``. The archives are large
 The md5 is computed while the bytes arrive (on resume, the bytes already on disk are hashed
 first) and checked before the file gets its final name. A mismatch deletes the download: a
 corrupt ``.part`` must not be resumed forever. A verified file gets a stamp,
-``{dest}.md5.json`` (md5, size, mtime), so a later run trusts it without re-reading 59 GB; a
-file whose size or mtime no longer match its stamp is hashed again.
+``{dest}.md5.json`` (md5, size, mtime; :mod:`eopack.stamps`), so a later run trusts it without
+re-reading 59 GB; a file changed since its stamp is hashed again.
 
 Logs never show query strings (they may carry tokens), except Zenodo's ``download=1``.
 """

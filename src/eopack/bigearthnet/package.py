@@ -271,8 +271,9 @@ def write_sha256sums(
 ) -> None:
     """``SHA256SUMS`` beside the files (``sha256sum -c`` format: ``<hex>  <name>``, by name).
 
-    A file with a valid stamp in ``stamps`` (the zips, from :func:`zip_dataset`; same size and
-    mtime as when stamped) is not read: on the release, 16 GB less to read back from disk.
+    A file with a stamp in ``stamps`` that still counts (the zips, from :func:`zip_dataset`,
+    unchanged since; see :mod:`eopack.stamps`) is not read: on the release, 16 GB less to read
+    back from disk.
     """
     dest = Path(dest)
     lines = []
