@@ -1,6 +1,7 @@
 # eopack: Earth-observation open data on AWS -> verified SAFE zips and BigEarthNet datasets.
 from snakemake.utils import min_version, validate
 
+from eopack.aws_batch import add_batch_resources
 from eopack.scheduler import cancel_scheduler_timers, freeze_startup_objects
 
 # Before the includes and the DAG: the collector stops re-walking start-up's imports (~0.3 s).
@@ -38,6 +39,11 @@ rule all:
         bigearthnet_targets,
         publish_targets,
         report_targets,
+
+
+# AWS Batch sizes jobs by aws_batch_* resources: derived here from each rule's own
+# threads, mem_mb and runtime (eopack.aws_batch; README, "Profiles").
+add_batch_resources(workflow.rules)
 
 
 # Snakemake's rate limiter leaves a timer that holds the exit for up to 1 s (eopack.scheduler).

@@ -44,13 +44,26 @@ STORAGE_PREFIX = (
 )
 try:
     check_storage_prefix(STORAGE_PREFIX, source_buckets(config))
-    if STORAGE_PREFIX:
+except EopackError as err:
+    sys.exit(f"eopack: {err}")
+
+
+def check_bigearthnet_shared_fs():
+    """Refuse BigEarthNet where jobs share no working directory (eopack.storage). Called
+    here and again while the DAG is built: an executor that implies no shared file system
+    (AWS Batch) clears --shared-fs-usage only after the Snakefile is parsed."""
+    if not STORAGE_PREFIX:
+        return
+    try:
         check_shared_resources(
             config["bigearthnet"]["enabled"],
             "INPUT_OUTPUT" in {usage.name for usage in _storage.shared_fs_usage},
         )
-except EopackError as err:
-    sys.exit(f"eopack: {err}")
+    except EopackError as err:
+        sys.exit(f"eopack: {err}")
+
+
+check_bigearthnet_shared_fs()
 
 
 def fetched(output):
@@ -166,6 +179,7 @@ def bigearthnet_extract_bands(archive):
 
 
 def bigearthnet_metadata(wildcards):
+    check_bigearthnet_shared_fs()
     return [local(str(path)) for path in BIGEARTHNET.metadata]
 
 
@@ -204,6 +218,7 @@ def bigearthnet_targets(wildcards):
     """The BigEarthNet outputs of `all` (none when bigearthnet.enabled is false)."""
     if BIGEARTHNET is None:
         return []
+    check_bigearthnet_shared_fs()
     return [*bigearthnet_dataset_files(wildcards), f"{BIGEARTHNET_RESULTS}/SHA256SUMS"]
 
 
