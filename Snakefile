@@ -30,6 +30,25 @@ include: "rules/publish.smk"
 include: "rules/report.smk"
 
 
+# Cheap aggregation jobs run where Snakemake runs, never as cluster jobs: a submission costs
+# more than their seconds of work (README, "Profiles"). Every rule declares threads, mem_mb and
+# runtime for the others.
+localrules:
+    search,
+    union_products,
+    plan,
+    bigearthnet_index,
+    bigearthnet_classes,
+    bigearthnet_sha256sums,
+    publish_urls,
+    report_summary,
+    report_footprints,
+    report_quicklook,
+    report_contact_sheet,
+    report_bigearthnet_samples,
+    report_bigearthnet_classes,
+
+
 rule all:
     default_target: True
     input:
