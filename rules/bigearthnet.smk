@@ -1,7 +1,7 @@
 # BigEarthNet v2 -> RGB and class-mask PNG datasets (results/bigearthnet/). The S2 product
 # folders (one render job each) come from the metadata, read while the DAG is built.
 # mem_mb: each job's peak RSS at the release's size, with headroom (README, "1-GB instance"),
-# so that `--resources mem_mb=900` keeps a 1-GB machine from running two big jobs at once.
+# so that `--resources mem_mb=700` keeps a 1-GB machine from running two big jobs at once.
 
 BIGEARTHNET = bigearthnet_setup(config["bigearthnet"])
 
@@ -66,7 +66,7 @@ rule bigearthnet_render:
         "../envs/eopack.yaml"
     threads: 1
     resources:
-        mem_mb=256,
+        mem_mb=192,
         runtime=30,
     params:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
@@ -91,7 +91,7 @@ rule bigearthnet_render_s1:
         "../envs/eopack.yaml"
     threads: 1
     resources:
-        mem_mb=256,
+        mem_mb=224,
         runtime=30,
     params:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
