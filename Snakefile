@@ -2,10 +2,16 @@
 from snakemake.utils import min_version, validate
 
 from eopack.aws_batch import add_batch_resources
-from eopack.scheduler import cancel_scheduler_timers, freeze_startup_objects
+from eopack.scheduler import (
+    cancel_scheduler_timers,
+    check_scripts_once,
+    freeze_startup_objects,
+)
 
 # Before the includes and the DAG: the collector stops re-walking start-up's imports (~0.3 s).
 freeze_startup_objects()
+# A rule's script is checked once per DAG pass, not once per job (eopack.scheduler).
+check_scripts_once()
 min_version("9.0")
 
 

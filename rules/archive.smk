@@ -11,7 +11,7 @@ rule zip_safe:
     threads: 1
     resources:
         mem_mb=256,
-        runtime=lambda w, input: runtime_minutes(tree_size_mb(input), 20, 10),
+        runtime=30,
     params:
         deflate_level=config["zip"]["deflate_level"],
     script:

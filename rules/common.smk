@@ -9,7 +9,7 @@ from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
 from eopack.publish import publish_settings
 from eopack.report.products import describe_product
-from eopack.resources import runtime_minutes, tree_size_mb
+from eopack.resources import runtime_minutes
 from eopack.search.manifest import aoi_product_ids, ids_in_collections
 from eopack.storage import (
     check_shared_resources,

@@ -62,7 +62,7 @@ else:
         resources:
             mem_mb=512,
             s3_transfers=1,
-            runtime=lambda w, input: runtime_minutes(input.size_mb, 20, 10),
+            runtime=30,
         params:
             # A function: the lint would take a local destination for a hard-coded path.
             destination=lambda w: config["destination"]["uri"],

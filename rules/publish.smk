@@ -20,7 +20,7 @@ rule publish_upload:
     resources:
         mem_mb=512,
         s3_transfers=1,
-        runtime=lambda w, input: runtime_minutes(input.size_mb, 20, 10),
+        runtime=60,
     params:
         # A function: the lint would take an s3:// URI for a hard-coded path.
         uri=lambda w: PUBLISH.destination and PUBLISH.destination.uri(),

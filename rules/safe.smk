@@ -29,7 +29,7 @@ rule verify_safe:
     threads: 1
     resources:
         mem_mb=256,
-        runtime=lambda w, input: runtime_minutes(tree_size_mb(input), 50),
+        runtime=15,
     params:
         on_failure=config["verify"]["on_failure"],
     script:

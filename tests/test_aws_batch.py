@@ -197,3 +197,35 @@ def test_a_value_set_by_the_user_wins(sized):
         **batch_resources(1, 100, 1).as_resources(),
         "aws_batch_mem_mb": 4096,
     }
+
+
+def test_plain_sizes_stay_plain_values(tmp_path):
+    """A rule sized by plain numbers gets plain Batch numbers, not per-job callables: Snakemake
+    evaluates a callable resource for every job, which cost a 30,000-job dry run ~30 s."""
+    report = textwrap.dedent(
+        """
+        import sys
+        for _rule in workflow.rules:
+            _callables = [
+                n for n in BATCH_RESOURCES
+                if n in _rule.resources and _rule.resources[n].is_evaluable()
+            ]
+            print("CALLABLE", _rule.name, ",".join(_callables) or "-", file=sys.stderr)
+        """
+    )
+    snakefile = textwrap.dedent(SNAKEFILE).replace(
+        "from eopack.aws_batch import add_batch_resources",
+        "from eopack.aws_batch import BATCH_RESOURCES, add_batch_resources",
+    )
+    (tmp_path / "Snakefile").write_text(snakefile + report)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = dict(re.findall(r"^CALLABLE (\w+) (\S+)$", proc.stderr, re.M))
+    assert found["constant"] == found["overridden"] == "-"
+    assert found["scaled"] == ",".join(BATCH_RESOURCES)

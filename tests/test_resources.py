@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import REPO
 
-from eopack.resources import runtime_minutes, tree_size_mb
+from eopack.resources import runtime_minutes
 
 
 def test_runtime_scales_with_the_bytes_and_has_a_floor():
@@ -18,17 +18,6 @@ def test_runtime_scales_with_the_bytes_and_has_a_floor():
     assert runtime_minutes(1_200, 1) == 40
     with pytest.raises(ValueError):
         runtime_minutes(1, 0)
-
-
-def test_tree_size_walks_folders_and_skips_missing(tmp_path):
-    safe = tmp_path / "P.SAFE"
-    (safe / "measurement").mkdir(parents=True)
-    (safe / "manifest.safe").write_bytes(b"x" * 500_000)
-    (safe / "measurement" / "a.tiff").write_bytes(b"x" * 1_500_000)
-    single = tmp_path / "P.verify.json"
-    single.write_bytes(b"x" * 1_000_000)
-    assert tree_size_mb([safe]) == pytest.approx(2.0)
-    assert tree_size_mb([safe, single, tmp_path / "missing"]) == pytest.approx(3.0)
 
 
 RULE = re.compile(r"^\s*(?:rule|checkpoint) (\w+):$")

@@ -56,3 +56,78 @@ def test_start_up_objects_are_frozen_out_of_later_collections() -> None:
 def test_the_workflow_freezes_before_its_first_include() -> None:
     snakefile = (Path(__file__).parents[1] / "Snakefile").read_text()
     assert snakefile.index("\nfreeze_startup_objects()") < snakefile.index("\ninclude:")
+
+
+CHECKED_ONCE = """
+import snakemake.script
+from eopack.scheduler import check_scripts_once
+
+if config.get("once"):
+    check_scripts_once()
+_get_source = snakemake.script.get_source
+
+
+def _counting(path, *args, **kwargs):
+    print(f"SCRIPT READ {path}", file=sys.stderr)
+    return _get_source(path, *args, **kwargs)
+
+
+snakemake.script.get_source = _counting
+
+
+rule all:
+    input:
+        expand("out/{n}.txt", n=range(40)),
+
+
+rule fixed:
+    output:
+        "out/{n}.txt",
+    script:
+        "scripts/{script}"
+
+"""
+
+
+def _dry_run(tmp_path: Path, script: str, once: bool) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    (tmp_path / "scripts").mkdir(exist_ok=True)
+    (tmp_path / "scripts" / "touch.py").write_text("open(snakemake.output[0], 'w').close()\n")
+    (tmp_path / "Snakefile").write_text("import sys\n" + CHECKED_ONCE.replace("{script}", script))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", f"once={int(once)}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_fixed_script_is_checked_once_per_rule_not_per_job(tmp_path: Path) -> None:
+    code, out = _dry_run(tmp_path, "touch.py", once=False)
+    assert code == 0, out[-2000:]
+    assert out.count("SCRIPT READ scripts/touch.py") == 40  # Snakemake's way: once per job
+    code, out = _dry_run(tmp_path, "touch.py", once=True)
+    assert code == 0, out[-2000:]
+    assert out.count("SCRIPT READ scripts/touch.py") == 1
+
+
+def test_a_missing_script_still_fails_before_any_job(tmp_path: Path) -> None:
+    def error(out: str) -> list[str]:
+        return [
+            line for line in out.splitlines() if "scripts/missing.py" in line and "READ" not in line
+        ]
+
+    code, out = _dry_run(tmp_path, "missing.py", once=False)
+    assert code != 0
+    assert any("No such file or directory" in line for line in error(out)), out[-2000:]
+    once_code, once_out = _dry_run(tmp_path, "missing.py", once=True)
+    assert once_code == code and error(once_out) == error(out)
+
+
+def test_the_workflow_checks_scripts_once() -> None:
+    snakefile = (Path(__file__).parents[1] / "Snakefile").read_text()
+    assert snakefile.index("\ncheck_scripts_once()") < snakefile.index("\ninclude:")

@@ -81,9 +81,38 @@ def add_batch_resources(rules: Iterable[Any]) -> None:
     written in a rule's ``resources:`` (with ``wildcards``, ``input``, ``threads``, ...).
     """
     for rule in rules:
+        static = _static_sizes(rule)
         for index, name in enumerate(BATCH_RESOURCES):
-            if name not in rule.resources:
+            if name in rule.resources:
+                continue
+            if static is not None:
+                value = (static.vcpu, static.mem_mib, static.task_timeout_s)[index]
+                if value is not None:
+                    rule.resources[name] = value
+            else:
                 rule.resources[name] = _evaluator(rule, index)
+
+
+def _static_sizes(rule: Any) -> BatchResources | None:
+    """The Batch sizes of a rule whose threads, mem_mb and runtime are plain numbers, or None.
+
+    Plain values, not callables, wherever they can be: Snakemake evaluates a callable
+    resource for every job (inspecting its signature each time), and three of them on every
+    rule made a dry run of 30,000 jobs ~30 s slower, on every executor
+    (docs/benchmarks.md, "DAG at 10,000 products").
+    """
+    own = []
+    for key in ("_cores", "mem_mb", "runtime"):
+        resource = rule.resources.get(key)
+        if resource is None or resource.is_evaluable():
+            return None
+        own.append(resource.value)
+    threads, mem_mb, runtime = own
+    if not isinstance(threads, int) or any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, int)) for v in (mem_mb, runtime)
+    ):
+        return None  # "2GB", "2h": left to the evaluator, which reads them as Snakemake does
+    return batch_resources(threads, mem_mb, runtime)
 
 
 def _evaluator(rule: Any, index: int) -> Callable[..., Any]:
