@@ -11,7 +11,7 @@ one node without systemd, as root, with every file in one scratch folder:
   left behind without a controller costs every later Snakemake start ~9 s;
 * munged gets its own key and socket (``AuthInfo=socket=...``) and the daemons their own free
   loopback ports, so the cluster meets no other SLURM or munge on the machine;
-* ``MinJobAge=300``: squeue keeps finished jobs that long. Without accounting, sacct has
+* ``MinJobAge=3600``: squeue keeps finished jobs that long. Without accounting, sacct has
   nothing, and the plugin's squeue status queries need the finished jobs to see them end;
 * teardown cancels the cluster's jobs, stops the daemons by PID and removes the config.
 """
@@ -146,8 +146,9 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MailProg=/bin/true
-# squeue keeps finished jobs this long: the plugin's squeue status queries need it (>= 120).
-MinJobAge=300
+# squeue keeps finished jobs this long: the plugin's squeue status queries need >= 120 s, and
+# tests read the records of a whole session's runs.
+MinJobAge=3600
 ReturnToService=2
 # scancel: SIGKILL 2 s after SIGTERM (default 30 s).
 KillWait=2
