@@ -334,9 +334,11 @@ class SlurmCluster(Service):
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """Run a SLURM client command (sbatch, scancel...) against this cluster; raises on
-        failure with the command's stderr."""
+        failure with the command's stderr. In the cluster's folder, where a job without
+        ``-o`` leaves its ``slurm-<id>.out``."""
         return subprocess.run(
             argv,
+            cwd=self.root,
             env={**os.environ, **self.env()},
             capture_output=True,
             text=True,
