@@ -6,9 +6,13 @@ STAMP  := $(VENV)/.eopack-installed
 CORES  ?= 2
 
 .PHONY: install system-deps demo test lint format clean lock
-# Debian tools the tests use: Info-ZIP zip/unzip cross-check eopack's archives; chromium
-# (headless) opens the Snakemake report in tests/test_report.py.
-DEB_TOOLS := zip unzip chromium
+# Debian tools the tests use, as command:package: Info-ZIP zip/unzip cross-check eopack's
+# archives; chromium (headless) opens the Snakemake report in tests/test_report.py.
+DEB_TOOLS := zip:zip unzip:unzip chromium:chromium
+# SLURM's daemons and clients and munge: a real single-node cluster for
+# tests/test_workflow_slurm.py. Only root can run it (the test skips otherwise), so only root
+# must have them.
+DEB_ROOT_TOOLS := munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client
 
 install: $(STAMP)
 
@@ -27,12 +31,18 @@ demo: install
 
 # Installs missing Debian tools when run as root with apt-get (CI); otherwise says what to install.
 system-deps:
-	@missing=""; for tool in $(DEB_TOOLS); do \
-		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		else echo "make: missing Debian packages:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
+	@missing=""; slurm=""; for pair in $(DEB_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	for pair in $(DEB_ROOT_TOOLS); do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null 2>&1 \
+			|| slurm="$$slurm $${pair#*:}"; done; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		if [ -n "$$missing$$slurm" ]; then apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing $$slurm; fi; \
+	elif [ -n "$$missing" ]; then \
+		echo "make: missing Debian packages:$$missing (apt-get install$$missing)" >&2; exit 1; \
+	elif [ -n "$$slurm" ]; then \
+		echo "make: no SLURM here (root: apt-get install$$slurm); its test will skip" >&2; \
 	fi
 
 test: install system-deps
