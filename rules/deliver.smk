@@ -12,8 +12,11 @@ rule copy_safe_s3:
         "logs/deliver/{product}.safe.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
+        mem_mb=256,
         s3_transfers=1,
+        runtime=60,
     params:
         # A function: the lint would take a local destination for a hard-coded path.
         destination=lambda w: config["destination"]["uri"],
@@ -32,8 +35,11 @@ if config["destination"]["stream_zip"]:
             "logs/deliver/{product}.zip.log",
         conda:
             "../envs/eopack.yaml"
+        threads: 1
         resources:
+            mem_mb=512,
             s3_transfers=1,
+            runtime=120,
         params:
             destination=lambda w: config["destination"]["uri"],
             deflate_level=config["zip"]["deflate_level"],
@@ -52,8 +58,11 @@ else:
             "logs/deliver/{product}.zip.log",
         conda:
             "../envs/eopack.yaml"
+        threads: 1
         resources:
+            mem_mb=512,
             s3_transfers=1,
+            runtime=lambda w, input: runtime_minutes(input.size_mb, 20, 10),
         params:
             # A function: the lint would take a local destination for a hard-coded path.
             destination=lambda w: config["destination"]["uri"],

@@ -16,8 +16,11 @@ rule publish_upload:
         "logs/publish/{object}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
+        mem_mb=512,
         s3_transfers=1,
+        runtime=lambda w, input: runtime_minutes(input.size_mb, 20, 10),
     params:
         # A function: the lint would take an s3:// URI for a hard-coded path.
         uri=lambda w: PUBLISH.destination and PUBLISH.destination.uri(),
@@ -35,6 +38,10 @@ rule publish_urls:
         "logs/publish/urls.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
+    resources:
+        mem_mb=256,
+        runtime=10,
     params:
         expires_s=PUBLISH.expires_s,
         max_expires_s=PUBLISH.max_expires_s,

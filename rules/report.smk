@@ -23,8 +23,10 @@ rule report_summary:
         "logs/report/summary.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=128,
+        runtime=10,
     params:
         prices=config["plan"],
         # Not inputs: deleting the downloaded archives must not make Snakemake fetch them again.
@@ -53,8 +55,10 @@ rule report_footprints:
         "logs/report/footprints/{aoi}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=256,
+        runtime=10,
     script:
         "../scripts/report_footprints.py"
 
@@ -73,8 +77,10 @@ rule report_quicklook:
         "logs/report/quicklooks/{product}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=64,
+        runtime=5,
     params:
         about=lambda w: describe_product(w.product),
     script:
@@ -97,8 +103,10 @@ rule report_contact_sheet:
         "logs/report/contact_sheets/{aoi}.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=256,
+        runtime=10,
     script:
         "../scripts/report_contact_sheet.py"
 
@@ -122,8 +130,10 @@ rule report_bigearthnet_samples:
         split=r"[A-Za-z0-9_-]+",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=256,
+        runtime=10,
     params:
         size=config["report"]["sample_patches"],
     script:
@@ -161,8 +171,10 @@ rule report_bigearthnet_classes:
         "logs/report/bigearthnet/classes.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
         mem_mb=256,
+        runtime=10,
     params:
         splits=config["bigearthnet"]["splits"],
         size=config["report"]["histogram_patches"],

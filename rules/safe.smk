@@ -8,8 +8,11 @@ rule rebuild_safe:
         "logs/safe/{product}.rebuild.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
     resources:
+        mem_mb=512,
         s3_transfers=1,
+        runtime=60,
     script:
         "../scripts/rebuild_safe.py"
 
@@ -23,6 +26,10 @@ rule verify_safe:
         "logs/safe/{product}.verify.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
+    resources:
+        mem_mb=256,
+        runtime=lambda w, input: runtime_minutes(tree_size_mb(input), 50),
     params:
         on_failure=config["verify"]["on_failure"],
     script:
@@ -38,6 +45,10 @@ rule plan:
         "logs/plan.log",
     conda:
         "../envs/eopack.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=30,
     params:
         destination=PLAN_DESTINATION,
         collections=SAFE_COLLECTIONS,

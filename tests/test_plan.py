@@ -98,3 +98,40 @@ def test_plan_needs_requester_pays_and_a_configured_bucket(world, world_env, tmp
     with pytest.raises(EopackError, match="bucket 'sentinel-s1-l1c' is not configured"):
         write_plan(products, {}, "results/zip", PRICES, out)
     assert not out.exists()
+
+
+def test_plan_asks_for_products_in_parallel_in_manifest_order(world, world_env, s3net, tmp_path):
+    """Two requests per product are latency: at 10,000 products they are sent several at once,
+    and the plan is the same as one product at a time."""
+    import threading
+    import time
+
+    products = tmp_path / "products.geojson"
+    write_manifest(products, [as_record(p) for p in world.products])
+    serial, parallel = tmp_path / "serial.tsv", tmp_path / "parallel.tsv"
+    write_plan(products, SOURCES, "results/zip", PRICES, serial, workers=1)
+
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def slow_listing(environ):
+        if environ.get("REQUEST_METHOD") != "GET" or "list-type" not in environ.get(
+            "QUERY_STRING", ""
+        ):
+            return None
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return None
+
+    s3net.hook(slow_listing)
+    started = time.monotonic()
+    write_plan(products, SOURCES, "results/zip", PRICES, parallel, workers=8)
+    took = time.monotonic() - started
+    assert parallel.read_bytes() == serial.read_bytes()
+    assert len(read_tsv(parallel)) == len(world.products) + 1
+    assert state["most"] > 1
+    assert took < 0.2 * len(world.products) / 2

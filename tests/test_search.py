@@ -11,7 +11,14 @@ from conftest import REPO
 from eopack.aoi import load_aoi
 from eopack.errors import EopackError
 from eopack.search import run_search
-from eopack.search.manifest import read_manifest, union_products
+from eopack.search.manifest import (
+    aoi_product_ids,
+    ids_in_collections,
+    read_aoi_index,
+    read_manifest,
+    union_products,
+    write_union,
+)
 from eopack.search.stac import datetime_interval, search_stac
 
 AOI_DIR = REPO / "config" / "demo" / "aoi"
@@ -108,6 +115,45 @@ def test_union_has_each_product_once(world, world_env, tmp_path):
     union = union_products(paths)
     assert len(union) == len({p.id for p in union}) == 7
     assert sum(len(read_manifest(p)) for p in paths) == 9  # P1 and the EW product twice
+
+
+def test_union_writes_the_aoi_index(world, world_env, tmp_path):
+    """products_by_aoi.json: AOI -> its distinct product ids over its date ranges; byte-stable."""
+    paths, aois = [], []
+    for aoi, start, end in sorted(EXPECTED):
+        out = tmp_path / aoi / f"{start}_{end}.geojson"
+        run_search(AOI_DIR / f"{aoi}.geojson", start, end, SEARCH, out)
+        paths.append(out)
+        aois.append(aoi)
+    products, by_aoi = tmp_path / "products.geojson", tmp_path / "products_by_aoi.json"
+    write_union(paths, products, aois, by_aoi)
+    index = read_aoi_index(by_aoi)
+    assert sorted(index) == sorted(set(aois))
+    for aoi in index:
+        wanted = sorted({t for (a, _, _), ts in EXPECTED.items() if a == aoi for t in ts})
+        assert sorted({sensing(pid) for pid in index[aoi]}) == wanted
+        assert index[aoi] == sorted(index[aoi])
+        assert aoi_product_ids(by_aoi, aoi) == tuple(index[aoi])
+    assert aoi_product_ids(by_aoi, "nowhere") == ()
+    assert set(ids_in_collections(products, ["sentinel-1-grd"])) == {
+        pid for ids in index.values() for pid in ids
+    }
+    assert ids_in_collections(products, ["sentinel-2-l2a"]) == ()
+    before = (by_aoi.read_bytes(), by_aoi.stat().st_mtime_ns)
+    write_union(paths, products, aois, by_aoi)  # same answers: the file is not touched
+    assert (by_aoi.read_bytes(), by_aoi.stat().st_mtime_ns) == before
+
+
+def test_cached_product_lists_follow_the_file(tmp_path):
+    """The DAG reads the union many times: parsed once, but a rewritten file is read again."""
+    by_aoi = tmp_path / "products_by_aoi.json"
+    by_aoi.write_text(json.dumps({"a": ["P1"]}))
+    assert aoi_product_ids(by_aoi, "a") == ("P1",)
+    by_aoi.write_text(json.dumps({"a": ["P1", "P2"]}))
+    assert aoi_product_ids(by_aoi, "a") == ("P1", "P2")
+    by_aoi.write_text("[1, 2]")
+    with pytest.raises(EopackError, match=r"products_by_aoi\.json: not an AOI -> product ids"):
+        read_aoi_index(by_aoi)
 
 
 def test_unreachable_stac_api_is_one_line(tmp_path, monkeypatch):

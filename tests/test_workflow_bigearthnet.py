@@ -85,7 +85,7 @@ def ben_run(world, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("bigearthnet"))
     started = time.monotonic()
     # The 1-GB instance settings (README): every rule declares mem_mb within the budget.
-    proc = bigearthnet(workdir, world.env(), "config/demo.yaml", args=("--resources", "mem_mb=900"))
+    proc = bigearthnet(workdir, world.env(), "config/demo.yaml", args=("--resources", "mem_mb=700"))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir, proc, time.monotonic() - started
 

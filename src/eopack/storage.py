@@ -35,12 +35,14 @@ def check_storage_prefix(prefix: str | None, sources: Collection[str]) -> None:
 def check_shared_resources(bigearthnet_enabled: bool, shared_input_output: bool) -> None:
     """BigEarthNet's downloads and extracted patches stay in ``resources/`` (``local()``).
 
-    Jobs on machines that share no working directory would not see them, so that
-    combination is refused instead of failing job by job.
+    Jobs on machines that share no working directory (AWS Batch, ``--shared-fs-usage``
+    without ``input-output``) would not see them, so that combination is refused instead of
+    failing job by job.
     """
     if bigearthnet_enabled and not shared_input_output:
         raise EopackError(
-            "bigearthnet keeps resources/ on local disk, so with --default-storage-provider "
-            "its jobs need a shared working directory: add input-output to "
-            "--shared-fs-usage, or set bigearthnet.enabled: false"
+            "bigearthnet keeps resources/ on local disk, which jobs that share no working "
+            "directory (AWS Batch, --shared-fs-usage without input-output) cannot see: set "
+            "bigearthnet.enabled: false for them, or run it where jobs share one (add "
+            "input-output to --shared-fs-usage)"
         )

@@ -7,8 +7,10 @@ so a re-run of the search does not look like new input to downstream jobs.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,10 +165,71 @@ def union_products(paths: Iterable[str | Path]) -> list[Product]:
     return sort_products(seen.values())
 
 
-def write_union(paths: Iterable[str | Path], out: str | Path) -> list[Product]:
-    """``products.geojson``: every product of the given manifests once."""
+def write_union(
+    paths: Iterable[str | Path],
+    out: str | Path,
+    aois: Sequence[str] | None = None,
+    by_aoi_out: str | Path | None = None,
+) -> list[Product]:
+    """``products.geojson``: every product of the given manifests once.
+
+    With ``aois`` (the AOI of each manifest, in the same order) and ``by_aoi_out``, also
+    ``products_by_aoi.json``: AOI -> its product ids. The workflow reads both once the
+    union is made, so that per-AOI jobs need no search manifest of their own while the DAG
+    is built (one checkpoint for the product list, not one per AOI x date range).
+    """
     paths = list(paths)
     products = union_products(paths)
     write_manifest(out, products)
+    if by_aoi_out is not None:
+        if aois is None or len(aois) != len(paths):
+            raise ValueError("write_union: one AOI name per manifest is needed")
+        write_if_changed(by_aoi_out, aoi_index_bytes(paths, aois))
     log.info("%d distinct products over %d search manifests", len(products), len(paths))
     return products
+
+
+def aoi_index_bytes(paths: Sequence[str | Path], aois: Sequence[str]) -> bytes:
+    """AOI -> sorted distinct product ids over its manifests, as byte-stable JSON."""
+    index: dict[str, set[str]] = {aoi: set() for aoi in aois}
+    for path, aoi in zip(paths, aois, strict=True):
+        index[aoi].update(product.id for product in read_manifest(path))
+    doc = {aoi: sorted(ids) for aoi, ids in sorted(index.items())}
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_aoi_index(path: str | Path) -> dict[str, list[str]]:
+    """``products_by_aoi.json`` as written by :func:`write_union`."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EopackError(f"{path}: cannot read the AOI product index ({exc})") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
+        raise EopackError(f"{path}: not an AOI -> product ids index")
+    return {str(aoi): [str(i) for i in ids] for aoi, ids in doc.items()}
+
+
+def ids_in_collections(path: str | Path, collections: Iterable[str]) -> tuple[str, ...]:
+    """Sorted ids of a manifest's products in ``collections``, parsed once per version of the
+    file: the workflow's target functions ask for them many times while the DAG is built."""
+    stat = os.stat(path)
+    return _ids_in_collections(str(path), stat.st_mtime_ns, stat.st_size, frozenset(collections))
+
+
+@functools.lru_cache(maxsize=8)
+def _ids_in_collections(
+    path: str, mtime_ns: int, size: int, collections: frozenset[str]
+) -> tuple[str, ...]:
+    return tuple(sorted(p.id for p in read_manifest(path) if p.collection in collections))
+
+
+def aoi_product_ids(path: str | Path, aoi: str) -> tuple[str, ...]:
+    """One AOI's product ids in ``products_by_aoi.json`` (read once per version of the file)."""
+    stat = os.stat(path)
+    return _aoi_index(str(path), stat.st_mtime_ns, stat.st_size).get(aoi, ())
+
+
+@functools.lru_cache(maxsize=4)
+def _aoi_index(path: str, mtime_ns: int, size: int) -> dict[str, tuple[str, ...]]:
+    return {aoi: tuple(ids) for aoi, ids in read_aoi_index(path).items()}
