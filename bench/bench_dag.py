@@ -5,25 +5,27 @@ A user with 50 AOI files and 12 monthly date ranges (``images_limit: 20``) asks 
 bench measures what Snakemake and the rules cost before a single byte is downloaded:
 
 * **dry run**: ``snakemake -n --quiet all`` (``--quiet all``: nothing printed, the default
-  target ``all``) once every search has run - wall time and peak RSS (``wait4``'s
+  target ``all``) once every search and the union of their manifests
+  (``results/search/products.geojson``) have run - wall time and peak RSS (``wait4``'s
   ``ru_maxrss`` of the Snakemake process) - and the number of jobs (from an untimed
   ``-n --quiet rules`` run's "Job stats" table);
-* **last search -> first download**: a real ``snakemake all`` after one search's outputs were
-  deleted. That search runs last, then ``union_products``, then Snakemake builds the product
-  jobs; the time from the search job's end to the start of the first ``rebuild_safe`` job is
-  what a user waits between "searches done" and "downloads started" (the other 599 searches
-  would not change it: they ran before). Each Snakemake line is time-stamped as it arrives; the
-  run is ended (SIGKILL to its process group) as soon as ``rebuild_safe`` starts. S3 points at a
-  closed loopback port, so nothing is downloaded.
+* **last search -> first download**: a real ``snakemake all`` after one search's outputs and
+  the union's were deleted, as in a first run. That search runs last, then ``union_products``,
+  then Snakemake builds the product jobs; the time from the search job's end to the start of
+  the first ``rebuild_safe`` job is what a user waits between "searches done" and "downloads
+  started" (the other 599 searches would not change it: they ran before). Each Snakemake line
+  is time-stamped as it arrives; the run is ended (SIGKILL to its process group) as soon as
+  ``rebuild_safe`` starts. S3 points at a closed loopback port: nothing is downloaded.
 
 The world is generated (seeded, deterministic): ``--aois`` AOI GeoJSON files (0.6 x 0.4 deg
 boxes on a 10-column grid over Europe, 3.6 x 3.2 deg apart) and, per AOI x month of 2023,
 ``--per-search`` Earth Search ``sentinel-1-grd`` items (the demo world's item shape,
 ``eopack.demo.s1world``) whose IW frames cover that AOI only: every search finds exactly
 ``--per-search`` distinct products, all kept under ``images_limit: 20``. They are served by the
-real STAC server (``rustac serve``); the searches run for real (``snakemake --cores 2`` with the
-search manifests as targets), untimed. The config is ``config/demo.yaml``'s shape with
-BigEarthNet off, publishing off and the report off (``--report`` turns it on). The last line::
+real STAC server (``rustac serve``); the searches and the union run for real (``snakemake
+--cores 2`` with the manifests and ``products.geojson`` as targets), untimed. The config is
+``config/demo.yaml``'s shape with BigEarthNet off, publishing off and the report off
+(``--report`` turns it on). The last line::
 
     dry_run_s=D dry_run_peak_rss_mb=M jobs=J products=P search_to_download_s=T
 
@@ -63,6 +65,9 @@ LON0, LAT0, DLON, DLAT = -8.0, 37.0, 3.6, 3.2  # grid origin and spacing (deg)
 AOI_W, AOI_H = 0.6, 0.4  # AOI box size (deg)
 FRAME_W, FRAME_H = 2.8, 1.6  # IW frame box (deg): covers its AOI, never a neighbour
 SHIFT_W, SHIFT_H = 0.4, 0.3  # largest offset of a frame's centre from its AOI's centre
+# The union of the search manifests (and, since the product-list checkpoint, its per-AOI index).
+UNION = "results/search/products.geojson"
+UNION_OUTPUTS = (UNION, "results/search/products_by_aoi.json")
 SEARCH_TIMEOUT_S = 3600
 DOWNLOAD_TIMEOUT_S = 1800
 # Snakemake's job header ("rule NAME:" / "localrule NAME:") and its job-finished line.
@@ -273,11 +278,11 @@ def search_targets(shape: Shape) -> list[str]:
 
 
 def run_searches(wf: Path, env: dict[str, str], shape: Shape) -> float:
-    """Every search for real, 2 cores (untimed for the figures); checks each manifest."""
+    """Every search and their union for real, 2 cores (untimed); checks each manifest."""
     targets = search_targets(shape)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        snakemake_cmd(*targets, "--cores", "2", "--quiet", "rules"),
+        snakemake_cmd(*targets, UNION, "--cores", "2", "--quiet", "rules"),
         cwd=wf,
         env=env,
         capture_output=True,
@@ -296,6 +301,9 @@ def run_searches(wf: Path, env: dict[str, str], shape: Shape) -> float:
         found.update(ids)
     if len(found) != shape.products:
         raise RuntimeError(f"{len(found)} distinct products found, expected {shape.products}")
+    union = json.loads((wf / UNION).read_text())
+    if {f["id"] for f in union["features"]} != found:
+        raise RuntimeError(f"{UNION} does not hold the {shape.products} products found")
     return seconds
 
 
@@ -358,7 +366,7 @@ def first_download(
     """
     manifest = wf / last_search
     # As in a first run: union_products has not run yet either.
-    for path in (manifest, manifest.with_suffix(".png"), wf / "results/search/products.geojson"):
+    for path in (manifest, manifest.with_suffix(".png"), *(wf / p for p in UNION_OUTPUTS)):
         path.unlink(missing_ok=True)
     search_log = wf / "logs" / Path(last_search).with_suffix(".log").relative_to("results")
     t0 = time.time()
@@ -392,7 +400,12 @@ def first_download(
         timer.cancel()
         stop_run(proc)
         transcript.write_text("".join(f"{t - t0:9.3f} {line}\n" for t, line in stamped))
-    if "rebuild_safe" not in started or "search" not in started or not manifest.is_file():
+    if (
+        "rebuild_safe" not in started
+        or "search" not in started
+        or not manifest.is_file()
+        or not (wf / UNION).is_file()
+    ):
         tail = "\n".join(line for _, line in stamped[-60:])
         raise RuntimeError(f"no search or no rebuild_safe job seen (see {transcript}):\n{tail}")
     search_end = search_log.stat().st_mtime
@@ -421,12 +434,10 @@ def stop_run(proc: subprocess.Popen[str]) -> None:
 
 def clean_run(wf: Path) -> None:
     """Undo what an interrupted real run left: the rebuilds' output, job logs, incomplete
-    markers, its locks (it was killed) and products.geojson: the next dry run sees what the
-    first one saw (every search done, nothing else). No Snakemake runs in ``wf`` now."""
+    markers and its locks (it was killed). The union ran again before the first rebuild: the
+    next dry run sees what the first one saw. No Snakemake runs in ``wf`` now."""
     for name in (
         ".snakemake/locks",
-        "results/search/products.geojson",
-        "logs/search/products.log",
         "results/safe",
         "logs/safe",
         "results/plan.tsv",
@@ -492,8 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             wf = copy_workflow(work / "wf", world, shape, args.report)
             seconds = run_searches(wf, env, shape)
             print(
-                f"bench: {shape.searches} searches (snakemake --cores 2) in {seconds:.0f} s: "
-                f"{shape.products:,} distinct products, {shape.per_search} per search",
+                f"bench: {shape.searches} searches and their union (snakemake --cores 2) in "
+                f"{seconds:.0f} s: {shape.products:,} distinct products, "
+                f"{shape.per_search} per search",
                 flush=True,
             )
             return measure(args, shape, wf, env, started)

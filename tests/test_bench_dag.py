@@ -36,13 +36,12 @@ def test_small_dag_bench(tmp_path):
         "search_to_download_s",
     }
     assert int(figures["products"]) == products
-    # Per product rebuild, verify, zip; then union_products, plan and all (report off).
-    assert int(figures["jobs"]) == 3 * products + 3
+    # Per product rebuild, verify, zip; then plan and all (report off; the union has run).
+    assert int(figures["jobs"]) == 3 * products + 2
     assert 0 < float(figures["dry_run_s"]) < 60
     assert 50 < int(figures["dry_run_peak_rss_mb"]) < 2000
     doc = json.loads(out.read_text())
     assert doc["jobs"] == {
-        "union_products": 1,
         "plan": 1,
         "rebuild_safe": products,
         "verify_safe": products,
