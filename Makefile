@@ -92,3 +92,10 @@ bench-bigearthnet: install
 		else echo "bench-bigearthnet: Debian 'zstd' is missing (the seed's tar -I zstd needs it); install it with: apt-get install zstd" >&2; \
 			exit 1; fi; }
 	$(BIN)/python bench/bench_bigearthnet.py $(BENCH_ARGS)
+
+# The workflow's own cost at tens of thousands of jobs (issue 15; bench/README.md): 50 AOIs x
+# 12 monthly ranges, 10,200 S1 products on the local STAC server; times `snakemake -n` and the
+# wait from the last search to the first download. Generation and searches take a few minutes.
+.PHONY: bench-dag
+bench-dag: install
+	$(BIN)/python bench/bench_dag.py $(BENCH_ARGS)
