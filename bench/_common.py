@@ -22,6 +22,24 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+#: The checkout these benches belong to.
+REPO = Path(__file__).resolve().parents[1]
+#: What a runnable copy of the workflow needs (as tests/conftest.py WORKFLOW_FILES).
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
+
+
+def copy_workflow_files(dest: Path, repo: Path = REPO) -> Path:
+    """A checkout-like copy of ``repo``'s workflow (no results) in ``dest``, to run it alone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def add_run_options(parser: argparse.ArgumentParser, runs: int = 3) -> None:
     """The options every bench has: --runs, --keep, --workdir, --json."""
     parser.add_argument(

@@ -48,6 +48,7 @@ from typing import Any
 from _common import (
     add_run_options,
     can_mount_volume,
+    copy_workflow_files,
     find_tool,
     fresh_volume,
     rotated,
@@ -56,9 +57,6 @@ from _common import (
     workspace,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-# What a runnable copy of the workflow needs (as tests/conftest.py WORKFLOW_FILES).
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
 MIN_PATCHES = 5000
 REAL_PATCHES, REAL_PRODUCTS = 549_488, 115
 SETTLE_S = 2.0  # after deleting a run's files: let the (discard-mounted) disk's journal settle
@@ -190,13 +188,7 @@ def ensure_world(root: Path, products: int, per_product: int) -> Path:
 
 def copy_workflow(dest: Path, world: Path) -> Path:
     """A checkout-like copy of the workflow with ``bench.yaml`` pointing at ``world``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
+    copy_workflow_files(dest)
     (dest / "bench.yaml").write_text(
         "bigearthnet:\n"
         "  enabled: true\n"

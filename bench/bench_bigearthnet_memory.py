@@ -42,10 +42,9 @@ from pathlib import Path
 
 import yaml
 import zstandard
+from _common import REPO, copy_workflow_files
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "bigearthnet"
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
 METADATA = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
 PEAK_RSS = re.compile(r"peak RSS (\d+) MB")
 
@@ -170,10 +169,7 @@ def main() -> int:
         release = root / "release"
         make_release(release, args.patches)
         workdir = root / "wf"
-        workdir.mkdir(parents=True)
-        for name in WORKFLOW_FILES:
-            src = args.repo / name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
+        copy_workflow_files(workdir, args.repo)
         section = {
             "enabled": True,
             "source": str(release),

@@ -53,11 +53,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import add_run_options, settle, spread, workspace
+from _common import add_run_options, copy_workflow_files, settle, spread, workspace
 
-REPO = Path(__file__).resolve().parents[1]
-# What a runnable copy of the workflow needs (as tests/conftest.py WORKFLOW_FILES).
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
 YEAR = 2023  # S1A only (S1B failed on 2021-12-23)
 IMAGES_LIMIT = 20
 COLUMNS = 10  # AOI grid: 10 columns, as many rows as needed
@@ -223,13 +220,7 @@ def copy_workflow(dest: Path, world: Path, shape: Shape, report: bool) -> Path:
     """A checkout-like copy of the workflow with ``bench.yaml``: config/demo.yaml's shape,
     the world's AOIs and months, BigEarthNet, publishing and (unless ``report``) the report off.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
+    copy_workflow_files(dest)
     config = {
         "aoi_dir": str((world / "aoi").resolve()),
         "date_ranges": [list(r) for r in monthly_ranges(shape.months)],
