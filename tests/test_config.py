@@ -118,3 +118,83 @@ def test_unquoted_yaml_dates_are_accepted(tmp_path):
     config = yaml.safe_load("date_ranges:\n  - [2021-03-01, 2021-03-31]\n")
     quote_yaml_dates(config)
     assert config["date_ranges"] == [["2021-03-01", "2021-03-31"]]
+
+
+def test_config_values_from_the_command_line_get_the_schemas_types(tmp_path):
+    """Snakemake reads nested ``--config`` values as strings (YAML BaseLoader): they get the
+    types a config file would give them where the schema asks for one, and nothing else."""
+    from snakemake.cli import parse_config
+
+    config = base_config(tmp_path)
+    given = parse_config(
+        [
+            "report={enabled: false}",
+            "search={images_limit: 5, timeout_s: 2.5, server_filters: no, dhus_url: null}",
+            "bigearthnet={enabled: true, source: 'false', hashes: null}",
+            "publish={uri: null, expires_s: 3600}",
+            "sources={my-bucket: {region: eu-west-1, requester_pays: true}}",
+        ]
+    )
+    assert given["report"]["enabled"] == "false"  # what Snakemake hands over
+    for key, value in given.items():
+        config[key] = {**config.get(key, {}), **value}
+    check_config(config, SCHEMA)
+    assert config["report"]["enabled"] is False
+    assert config["search"]["images_limit"] == 5
+    assert config["search"]["timeout_s"] == 2.5
+    assert config["search"]["server_filters"] is False
+    assert config["search"]["dhus_url"] is None
+    assert config["bigearthnet"]["enabled"] is True
+    assert config["bigearthnet"]["source"] == "false"  # a string where a string is allowed
+    assert config["bigearthnet"]["hashes"] is None
+    assert config["publish"]["uri"] is None and config["publish"]["expires_s"] == 3600
+    assert config["sources"]["my-bucket"]["requester_pays"] is True
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("report={enabled: maybe}", "config: report.enabled: 'maybe' is not of type 'boolean'"),
+        ("search={images_limit: 2.5}", "config: search.images_limit: '2.5' is not of type"),
+        ("search={images_limit: true}", "config: search.images_limit: 'true' is not of type"),
+        ("search={images_limit: 0}", "config: search.images_limit: 0 is less than the minimum"),
+    ],
+)
+def test_wrong_command_line_values_are_still_one_line_errors(tmp_path, entry, message):
+    from snakemake.cli import parse_config
+
+    config = base_config(tmp_path)
+    for key, value in parse_config([entry]).items():
+        config[key] = {**config.get(key, {}), **value}
+    with pytest.raises(EopackError) as info:
+        check_config(config, SCHEMA)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "config_args",
+    [
+        # The README's own examples (Configuration, Publishing, Report, Running against AWS).
+        ("report={enabled: false}",),
+        ("search={images_limit: 5}", "destination={uri: s3://my-bucket/eo}"),
+        ("publish={uri: null}",),
+        ("publish={uri: s3://my-bucket/shared, expires_s: 3600}",),
+        ('date_ranges=[["2024-01-01","2024-01-31"]]',),
+    ],
+)
+def test_config_on_the_command_line_works_as_in_a_file(workdir, config_args):
+    proc = run_snakemake(
+        workdir,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/demo.yaml",
+        "--config",
+        "bigearthnet={enabled: false}",
+        *config_args,
+    )
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("eopack:")]
+    assert proc.returncode == 0, errors or proc.stderr[-2000:]
+    assert not (workdir / "results").exists()

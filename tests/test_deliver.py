@@ -104,6 +104,11 @@ def test_parse_destination():
         parse_destination("s3://my-bucket/a/../b")
     with pytest.raises(EopackError, match="use a local folder or s3://"):
         parse_destination("gs://my-bucket/x")
+    # One slash (or none) is a typo, not a local folder named "s3:".
+    for typo in ("s3:/my-bucket/x", "S3:my-bucket", "https:/host/x"):
+        with pytest.raises(EopackError, match=r"needs two slashes \((s3|https)://bucket/prefix\)"):
+            parse_destination(typo)
+    assert parse_destination("out/s3:x") == LocalDestination(Path("out/s3:x"))
 
 
 def test_part_ranges_respect_s3_limits():

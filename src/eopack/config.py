@@ -90,9 +90,76 @@ def quote_yaml_dates(config: Mapping[str, Any]) -> None:
                     pair[i] = value.isoformat()
 
 
+#: Python types of the JSON schema's scalar types (bool is not an integer here).
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "null": (type(None),),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+}
+
+
+#: The spellings of null in YAML (a string field that also allows null takes them as null).
+_YAML_NULLS = frozenset({"null", "Null", "NULL", "~"})
+
+
+def _typed_scalar(value: str, types: Sequence[str]) -> Any:
+    """``value`` read as a YAML scalar (as in a config file) if that gives one of ``types``;
+    else ``value`` unchanged, for the schema to report."""
+    try:
+        typed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return value
+    for name in types:
+        allowed = _SCALAR_TYPES.get(name)
+        if (
+            allowed
+            and isinstance(typed, allowed)
+            and not (isinstance(typed, bool) and name in ("integer", "number"))
+        ):
+            return typed
+    return value
+
+
+def coerce_to_schema(value: Any, schema: Mapping[str, Any]) -> Any:
+    """Give ``--config`` values the types the schema asks for, in place where it can.
+
+    Snakemake reads a nested ``--config`` value (``report='{enabled: false}'``) with YAML's
+    BaseLoader, which keeps every scalar a string, so ``false``, ``5`` and ``null`` would be
+    refused where the same text in a config file is a boolean, a number, a null. A string is
+    read as YAML only where the schema does not allow a string there, and kept as it is if
+    that does not give an allowed type (the schema then names it, as for a config file); where
+    both a string and null are allowed, YAML's null spellings are null.
+    """
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        others = schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = properties.get(key, others if isinstance(others, dict) else None)
+            if sub is not None:
+                value[key] = coerce_to_schema(item, sub)
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                value[i] = coerce_to_schema(item, items)
+        return value
+    if isinstance(value, str):
+        types = schema.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        if types and "string" not in types:
+            return _typed_scalar(value, types)
+        if "null" in types and value in _YAML_NULLS:
+            return None  # ``{uri: null}``: YAML's null, as in a config file
+    return value
+
+
 def check_config(config: Mapping[str, Any], schema_path: str | Path) -> list[DateRange]:
     """All pre-flight checks of the workflow config; returns the normalised date ranges."""
     quote_yaml_dates(config)
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    coerce_to_schema(config, schema)
     check_schema(config, schema_path)
     ranges = check_date_ranges(config["date_ranges"])
     search = config.get("search", {})

@@ -97,6 +97,10 @@ def clean_prefix(prefix: str, where: str) -> str:
     return stripped
 
 
+#: A URI scheme written without its ``//`` (``s3:/bucket``, ``s3:bucket``).
+_SCHEME_WITHOUT_SLASHES = re.compile(r"^(s3|https?|gs|az|file):(?!//)", re.IGNORECASE)
+
+
 def parse_destination(
     value: str | os.PathLike[str] | None,
     default: str = "results",
@@ -106,6 +110,12 @@ def parse_destination(
     text = os.fspath(value) if value is not None else ""
     if not text.strip():
         return LocalDestination(Path(default))
+    scheme = _SCHEME_WITHOUT_SLASHES.match(text)
+    if scheme:  # ``s3:/bucket/x`` would otherwise be a local folder named ``s3:``
+        raise EopackError(
+            f"{where}: {text!r}: {scheme.group(1)}: needs two slashes "
+            f"({scheme.group(1).lower()}://bucket/prefix), or name a local folder without a colon"
+        )
     if not text.startswith("s3://"):
         if "://" in text:
             raise EopackError(f"{where}: {text!r}: use a local folder or s3://bucket/prefix")
