@@ -106,6 +106,25 @@ def test_images_limit_cuts_and_warns(world, world_env, tmp_path, caplog):
     ) in caplog.text
 
 
+def test_the_log_says_when_the_environment_chose_the_stac_api(world, world_env, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="eopack"):
+        run_search(AOI_DIR / "alps.geojson", "2021-03-01", "2021-03-31", SEARCH, tmp_path / "m")
+    url = world_env["EOPACK_STAC_URL"]
+    assert f"EOPACK_STAC_URL={url} overrides search.stac_url (http://unused.invalid)" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="eopack"):
+        run_search(
+            AOI_DIR / "alps.geojson",
+            "2021-03-01",
+            "2021-03-31",
+            {**SEARCH, "stac_url": url},
+            tmp_path / "n",
+        )
+    assert "overrides" not in caplog.text
+
+
 def test_union_has_each_product_once(world, world_env, tmp_path):
     paths = []
     for aoi, start, end in sorted(EXPECTED):

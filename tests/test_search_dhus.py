@@ -441,3 +441,7 @@ def test_run_search_with_the_dhus_backend(hub, tmp_path, monkeypatch, caplog):
     doc = json.loads(out.read_text())
     assert [f["properties"]["source"]["bucket"] for f in doc["features"]] == ["sentinel-s1-l1c"] * 2
     assert PASSWORD not in caplog.text and PASSWORD not in out.read_text()
+    assert USER not in caplog.text and USER not in out.read_text()
+    assert f"EOPACK_DHUS_URL={hub.url} overrides search.dhus_url (http://unused.invalid/)" in (
+        caplog.text
+    )

@@ -9,10 +9,10 @@ from typing import Any
 
 from eopack.aoi import load_aoi
 from eopack.errors import EopackError
-from eopack.search.dhus import dhus_url, hub_credentials, search_dhus
+from eopack.search.dhus import DHUS_URL_ENV, dhus_url, hub_credentials, search_dhus
 from eopack.search.footprints import write_footprints
 from eopack.search.manifest import Product, apply_images_limit, write_manifest
-from eopack.search.stac import search_stac, stac_url
+from eopack.search.stac import STAC_URL_ENV, search_stac, stac_url
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def run_search(
     timeout = float(search.get("timeout_s", 60))
     if backend == "stac":
         url = stac_url(search["stac_url"])
+        _say_override(url, search["stac_url"], STAC_URL_ENV, "search.stac_url")
         log.info("Searching %s in %s", ", ".join(search["collections"]), url)
         found = search_stac(
             url,
@@ -49,8 +50,10 @@ def run_search(
         )
     elif backend == "dhus":
         url = dhus_url(search.get("dhus_url"))
+        _say_override(url, search.get("dhus_url"), DHUS_URL_ENV, "search.dhus_url")
         user, password = hub_credentials()
-        log.info("Searching Sentinel-1 GRD in DHuS %s as %s", url, user)
+        # No user name in the log either: credentials of any kind stay out of logs.
+        log.info("Searching Sentinel-1 GRD in DHuS %s", url)
         found = search_dhus(url, user, password, aoi.geometry, start, end, filters, timeout)
     else:
         raise EopackError(f"config: search.backend: {backend!r} is not supported")
@@ -70,3 +73,10 @@ def run_search(
         title = f"{start} to {end}: {len(kept)} product{'s' if len(kept) != 1 else ''}"
         write_footprints(picture, aoi.name, aoi.geometry, kept, title)
     return kept
+
+
+def _say_override(url: str, configured: str | None, variable: str, key: str) -> None:
+    """Say when the environment, not the config, chose the search endpoint: the manifest does
+    not record it, and a run that searched the wrong API would otherwise look like config's."""
+    if url != configured:
+        log.info("%s=%s overrides %s (%s)", variable, url, key, configured)
