@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +28,21 @@ def demo(args: argparse.Namespace) -> int:
         env.pop("AWS_PROFILE", None)
         stac = world.env()["EOPACK_STAC_URL"]
         print(f"eopack demo: local S3 {world.s3.endpoint_url}, STAC API {stac}")
-        code = subprocess.call(_snakemake_cmd(args), env=env)
+        snakemake = subprocess.Popen(_snakemake_cmd(args), env=env)
+        try:
+            code = snakemake.wait()
+        except BaseException as stopped:
+            # Stopped: Snakemake first, so that it ends its jobs and removes its lock, then
+            # the servers as the block ends. Ctrl-C reached Snakemake too (same terminal);
+            # a SIGTERM of this process alone is passed on.
+            if isinstance(stopped, SystemExit) and snakemake.poll() is None:
+                snakemake.send_signal(signal.SIGTERM)
+            try:
+                snakemake.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                snakemake.kill()
+                snakemake.wait()
+            raise
     if code == 0:
         results = Path("results").resolve()
         print(f"eopack demo: results in {results}")
@@ -59,7 +74,19 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a service manager, a container stop) ends the command as Ctrl-C
+    does: the ``with DemoWorld`` blocks stop the servers (rustac, moto) instead of leaving them
+    running without their parent."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="eopack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the workflow on the offline demo world")
