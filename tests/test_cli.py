@@ -49,3 +49,5 @@ def test_serve_demo_stops_its_servers_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pid in rustac_serving(state):  # a failed test leaves nothing running either
+            os.kill(pid, signal.SIGKILL)
