@@ -7,6 +7,7 @@ The bench scripts run as ``python bench/NAME.py``, so this folder is on ``sys.pa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -38,6 +39,26 @@ def copy_workflow_files(dest: Path, repo: Path = REPO) -> Path:
         elif src.exists():
             shutil.copy2(src, dest / name)
     return dest
+
+
+#: The file in a generated world's folder naming what it was generated for.
+WORLD_STAMP = "bench-world.json"
+
+
+def reuse_world(root: Path, key: object) -> bool:
+    """True when ``root`` holds the world generated for ``key``; otherwise ``root`` is emptied
+    for a new one (a bench's worlds take seconds to minutes to generate)."""
+    stamp = root / WORLD_STAMP
+    if stamp.is_file() and json.loads(stamp.read_text()) == key:
+        print(f"bench: reusing the world in {root}", flush=True)
+        return True
+    shutil.rmtree(root, ignore_errors=True)
+    return False
+
+
+def stamp_world(root: Path, key: object) -> None:
+    """Record that ``root`` now holds the world generated for ``key`` (see reuse_world)."""
+    (root / WORLD_STAMP).write_text(json.dumps(key) + "\n")
 
 
 def add_run_options(parser: argparse.ArgumentParser, runs: int = 3) -> None:

@@ -51,9 +51,11 @@ from _common import (
     copy_workflow_files,
     find_tool,
     fresh_volume,
+    reuse_world,
     rotated,
     settle,
     spread,
+    stamp_world,
     workspace,
 )
 
@@ -174,14 +176,11 @@ def ensure_world(root: Path, products: int, per_product: int) -> Path:
     from eopack.demo.benworld import build_benworld
 
     key = world_key(products, per_product)
-    stamp = root / "bench-world.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == key:
-        print(f"bench: reusing the world in {root}", flush=True)
+    if reuse_world(root, key):
         return root
-    shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
     build_benworld(root, s2_products=products, patches_per_product=per_product, s1=False)
-    stamp.write_text(json.dumps(key) + "\n")
+    stamp_world(root, key)
     print(f"bench: generated the world in {time.perf_counter() - t0:.0f} s ({root})", flush=True)
     return root
 

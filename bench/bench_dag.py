@@ -53,7 +53,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import add_run_options, copy_workflow_files, settle, spread, workspace
+from _common import (
+    add_run_options,
+    copy_workflow_files,
+    reuse_world,
+    settle,
+    spread,
+    stamp_world,
+    workspace,
+)
 
 YEAR = 2023  # S1A only (S1B failed on 2021-12-23)
 IMAGES_LIMIT = 20
@@ -190,11 +198,8 @@ def ensure_world(root: Path, shape: Shape) -> Path:
     from eopack.demo.s1world import write_stac_items
 
     key = world_key(shape)
-    stamp = root / "bench-world.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == key:
-        print(f"bench: reusing the world in {root}", flush=True)
+    if reuse_world(root, key):
         return root
-    shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
     (root / "aoi").mkdir(parents=True)
     for name, lon, lat in aoi_centres(shape.aois):
@@ -202,7 +207,7 @@ def ensure_world(root: Path, shape: Shape) -> Path:
         (root / "aoi" / f"{name}.geojson").write_text(json.dumps(doc, indent=1) + "\n")
     items = world_items(shape)
     write_stac_items([], root / "items.json", extra_items=items)
-    stamp.write_text(json.dumps(key) + "\n")
+    stamp_world(root, key)
     print(
         f"bench: generated {shape.aois} AOIs and {len(items):,} STAC items in "
         f"{time.perf_counter() - t0:.1f} s ({root})",
