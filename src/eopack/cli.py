@@ -28,6 +28,7 @@ def demo(args: argparse.Namespace) -> int:
         env.pop("AWS_PROFILE", None)
         stac = world.env()["EOPACK_STAC_URL"]
         print(f"eopack demo: local S3 {world.s3.endpoint_url}, STAC API {stac}")
+        _unlock_if_stale(args, env)
         snakemake = subprocess.Popen(_snakemake_cmd(args), env=env)
         try:
             code = snakemake.wait()
@@ -56,6 +57,21 @@ def demo(args: argparse.Namespace) -> int:
                 f"{args.configfile} --report report.html"
             )
     return code
+
+
+def _unlock_if_stale(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """A lock left by a killed run (eopack.locks) is removed, with one line saying so, so that
+    ``make demo`` resumes after a ``kill -9``; a lock of a run still working here is kept."""
+    from eopack.locks import has_lock, snakemake_processes_in
+
+    if not has_lock(".") or snakemake_processes_in("."):
+        return
+    cmd = [sys.executable, "-m", "snakemake", "--unlock", "--configfile", args.configfile]
+    if subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+        print(
+            "eopack demo: removed the lock of an earlier run that was killed "
+            "(no Snakemake works here any more)"
+        )
 
 
 def serve(args: argparse.Namespace) -> int:
