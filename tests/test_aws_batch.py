@@ -201,7 +201,7 @@ def test_a_value_set_by_the_user_wins(sized):
 
 def test_plain_sizes_stay_plain_values(tmp_path):
     """A rule sized by plain numbers gets plain Batch numbers, not per-job callables: Snakemake
-    evaluates a callable resource for every job, which cost a 30,000-job dry run ~30 s."""
+    evaluates a callable resource for every job, which cost a 30,000-job dry run ~15 s."""
     report = textwrap.dedent(
         """
         import sys
