@@ -41,9 +41,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def check_schema(config: Mapping[str, Any], schema_path: str | Path) -> None:
+def check_schema(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     """Validate ``config`` against the JSON schema, raising the most relevant error as one line."""
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
@@ -160,7 +159,7 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> list[Dat
     quote_yaml_dates(config)
     schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
     coerce_to_schema(config, schema)
-    check_schema(config, schema_path)
+    check_schema(config, schema)
     ranges = check_date_ranges(config["date_ranges"])
     search = config.get("search", {})
     if search.get("backend") == "dhus":
