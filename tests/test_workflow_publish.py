@@ -1,6 +1,7 @@
 """Publishing through Snakemake: bad publish settings stop before any job with one line, and
-publish jobs that meet a missing or read-only bucket fail with one line in their log. The
-demo run's urls.tsv itself is checked in test_workflow.py."""
+a missing publish bucket stops the run before any job (receipts kept), a read-only one fails
+its job with one line in its log; objects missing from the bucket (deleted, a restarted
+server) are uploaded again in one run. The demo run's urls.tsv is checked in test_workflow.py."""
 
 from __future__ import annotations
 
@@ -103,15 +104,18 @@ def _publish_classes(world, workdir: Path, uri: str):
     )  # fmt: skip
 
 
-def test_missing_publish_bucket_fails_the_job_with_one_line(world, workdir):
+NO_BUCKET = (
+    "config: publish.uri: s3://eopack-no-such-publish/x: publish bucket does not exist; "
+    "stopped before any job ran, every result and receipt of earlier runs is kept"
+)
+
+
+def test_missing_publish_bucket_stops_before_any_job_with_one_line(world, workdir):
     proc = _publish_classes(world, workdir, "s3://eopack-no-such-publish/x")
     assert proc.returncode != 0
-    message = (
-        "s3://eopack-no-such-publish/x/bigearthnet/classes.json: destination bucket does not exist"
-    )
-    assert eopack_lines(proc.stderr) == [f"eopack: {message}"]
-    assert f"ERROR eopack: {message}" in (workdir / CLASSES_LOG).read_text()
-    assert not (workdir / CLASSES).exists()
+    assert eopack_lines(proc.stderr) == [f"eopack: {NO_BUCKET}"]
+    assert "Traceback" not in proc.stderr
+    assert not (workdir / CLASSES).exists() and not (workdir / CLASSES_LOG).exists()
 
 
 def test_read_only_publish_bucket_fails_the_job_with_one_line(world, workdir):
@@ -134,3 +138,24 @@ def test_read_only_publish_bucket_fails_the_job_with_one_line(world, workdir):
     assert f"ERROR eopack: {message}" in log
     assert world.env()["AWS_SECRET_ACCESS_KEY"] not in log + proc.stderr + proc.stdout
     assert not (workdir / CLASSES).exists()
+
+
+def test_missing_bucket_stops_before_any_job_and_keeps_the_receipts(world, workdir):
+    """A publish.uri changed to a bucket that does not exist reruns every upload: Snakemake
+    would remove their receipts first. The run stops before any job, receipts untouched."""
+    bucket = f"eopack-pub-{uuid.uuid4().hex[:8]}"
+    world.client().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    first = _publish_classes(world, workdir, f"s3://{bucket}/x")
+    assert first.returncode == 0, first.stderr[-3000:]
+    receipt = (workdir / CLASSES).read_bytes()
+
+    proc = _publish_classes(world, workdir, "s3://eopack-no-such-publish/x")
+    assert proc.returncode != 0
+    assert eopack_lines(proc.stderr) == [f"eopack: {NO_BUCKET}"]
+    assert "Traceback" not in proc.stderr
+    assert (workdir / CLASSES).read_bytes() == receipt
+    # No lock is left behind: the right bucket works at once.
+    again = _publish_classes(world, workdir, f"s3://{bucket}/x")
+    assert again.returncode == 0, again.stderr[-3000:]
