@@ -5,6 +5,7 @@ server) are uploaded again in one run. The demo run's urls.tsv is checked in tes
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 from conftest import copy_workflow, run_snakemake
 
 from eopack.demo.s1world import DEMO_BUCKET
+from eopack.publish import read_urls
 
 # One small published object: the class table (no SAFE is built for it).
 CLASSES = "results/publish/bigearthnet/classes.json.json"
@@ -159,3 +161,89 @@ def test_missing_bucket_stops_before_any_job_and_keeps_the_receipts(world, workd
     # No lock is left behind: the right bucket works at once.
     again = _publish_classes(world, workdir, f"s3://{bucket}/x")
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+# Objects gone from the bucket: deleted, expired, or a restarted demo server
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published_run(world, tmp_path_factory):
+    """The demo's run (`make demo`: every target), publishing to a bucket of its own."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("publish") / "wf")
+    bucket = f"eopack-pub-{uuid.uuid4().hex[:8]}"
+    world.client().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    extra = write_publish(workdir, {"uri": f"s3://{bucket}/shared"})
+    args = ("--cores", "2", "--configfile", "config/demo.yaml", extra)
+    proc = run_snakemake(workdir, *args, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir, bucket, args
+
+
+def _published_keys(world, bucket: str) -> list[str]:
+    listing = world.client().list_objects_v2(Bucket=bucket)
+    return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+def _local(workdir: Path, name: str) -> Path:
+    folder, _, base = name.rpartition("/")
+    return workdir / "results" / ("bigearthnet" if folder else "zip") / base
+
+
+def _check_urls(workdir: Path) -> list[dict[str, str]]:
+    """Every URL of urls.tsv serves its local file's bytes."""
+    rows = read_urls(workdir / "results" / "publish" / "urls.tsv")
+    for row in rows:
+        assert row["url"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(row["url"], timeout=30) as response:
+            assert response.read() == _local(workdir, row["object"]).read_bytes(), row
+    return rows
+
+
+def test_objects_deleted_between_runs_are_uploaded_again_in_one_run(world, published_run):
+    """The README's refresh command finds every deleted object and uploads them all again."""
+    workdir, bucket, args = published_run
+    keys = _published_keys(world, bucket)
+    gone = [keys[0], keys[-1], next(k for k in keys if k.endswith("index.csv"))]
+    for key in gone:
+        world.client().delete_object(Bucket=bucket, Key=key)
+    before = world.s3.traffic.snapshot()
+    proc = run_snakemake(workdir, *args, "--forcerun", "publish_urls", env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    during = world.s3.traffic.snapshot() - before
+    assert sum(during.count(op=op) for op in ("PutObject", "UploadPart")) == len(gone)
+    assert "publish_upload" not in proc.stderr
+    assert _published_keys(world, bucket) == keys
+    log = (workdir / "logs" / "publish" / "urls.log").read_text()
+    (warning,) = [line for line in log.splitlines() if " WARNING " in line]
+    assert f"3 of {len(keys)} published objects are missing or changed" in warning
+    for key in gone:
+        assert f"s3://{bucket}/{key} (missing)" in warning
+    assert len(_check_urls(workdir)) == len(keys)
+
+    # All there: the refresh signs new URLs and uploads nothing.
+    before = world.s3.traffic.snapshot()
+    proc = run_snakemake(workdir, *args, "--forcerun", "publish_urls", env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    during = world.s3.traffic.snapshot() - before
+    assert sum(during.count(op=op) for op in ("PutObject", "UploadPart")) == 0
+
+
+def test_deleted_zip_and_emptied_bucket_finish_in_one_run(world, published_run):
+    """A deleted SAFE zip is rebuilt while every published object is gone (a restarted demo
+    server): the one run rebuilds the zip, republishes everything and writes urls.tsv."""
+    workdir, bucket, args = published_run
+    keys = _published_keys(world, bucket)
+    for key in keys:
+        world.client().delete_object(Bucket=bucket, Key=key)
+    zip_path = sorted((workdir / "results" / "zip").glob("*.zip"))[0]
+    zip_path.unlink()
+    proc = run_snakemake(workdir, *args, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert zip_path.is_file()
+    assert _published_keys(world, bucket) == keys
+    assert len(_check_urls(workdir)) == len(keys)
+    again = run_snakemake(workdir, *args, env=world.env())
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
