@@ -5,6 +5,12 @@ server) are uploaded again in one run. The demo run's urls.tsv is checked in tes
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -247,3 +253,47 @@ def test_deleted_zip_and_emptied_bucket_finish_in_one_run(world, published_run):
     assert len(_check_urls(workdir)) == len(keys)
     again = run_snakemake(workdir, *args, env=world.env())
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def _demo(workdir: Path, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`make demo`'s command in ``workdir``, in a process group of its own (servers too)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "eopack.cli", "demo", "--cores", "2", "--state-dir", str(state)],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_demo_resumes_after_kill_9_of_its_process_group(tmp_path):
+    """SIGKILL of the whole demo (as a spot interruption does) once some objects are published:
+    the demo's S3 server comes back empty, and the next `make demo` finishes all the same."""
+    workdir = copy_workflow(tmp_path / "wf")
+    state, log = tmp_path / "state", tmp_path / "demo.log"
+    first = _demo(workdir, state, log)
+    receipts = workdir / "results" / "publish"
+    try:
+        deadline = time.monotonic() + 600
+        while len(list(receipts.rglob("*.json"))) < 3 and first.poll() is None:
+            assert time.monotonic() < deadline, "no publish receipt within 600 s"
+            time.sleep(0.2)
+        assert first.poll() is None, log.read_text()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not (receipts / "urls.tsv").exists()
+    second = _demo(workdir, state, log)
+    try:
+        assert second.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(second.pid, signal.SIGKILL)
+    rows = read_urls(receipts / "urls.tsv")
+    assert len(rows) == len(list(receipts.rglob("*.json")))
+    urls_log = (workdir / "logs" / "publish" / "urls.log").read_text()
+    assert "published objects are missing or changed, uploading them again" in urls_log
