@@ -240,23 +240,48 @@ def test_quicklook_is_copied_from_the_zip_unchanged(tmp_path):
     assert (tmp_path / "q.png").read_bytes() == data
 
 
-def test_quicklook_missing_gives_a_placeholder_and_bad_input_an_error(tmp_path, caplog):
+def test_quicklook_missing_or_unreadable_gives_a_placeholder(tmp_path, caplog):
+    """A report figure never fails the data run: a SAFE without a readable quick-look gets a
+    placeholder that says why, and one warning that shows no Python object's repr."""
     archive = tmp_path / "no-preview.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr(f"{PID}.SAFE/manifest.safe", b"<xml/>")
     assert quicklooks.write_quicklook(archive, PID, tmp_path / "q.png") is False
-    assert "no preview/quick-look.png" in caplog.text
+    assert f"{PID}.SAFE/preview/quick-look.png: not in the zip" in caplog.text
     assert _png_pixels(tmp_path / "q.png").std() > 0
+    for name, data in (
+        ("not-png", b"these bytes are not a PNG at all"),  # as tried in the newcomer's run
+        ("garbled", b"\x89PNG\r\n\x1a\nrubbish"),
+        ("truncated", _png((10, 200, 30))[:60]),
+    ):
+        caplog.clear()
+        archive = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(f"{PID}.SAFE/preview/quick-look.png", data)
+        out = tmp_path / f"{name}.png"
+        assert quicklooks.write_quicklook(archive, PID, out) is False
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, caplog.text
+        text = warnings[0].getMessage()
+        assert f"{name}.zip: {PID}.SAFE/preview/quick-look.png: not a" in text, text
+        assert "placeholder" in text and " at 0x" not in text and "<" not in text, text
+        with Image.open(out) as image:
+            assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 0
+
+
+def test_quicklook_of_a_broken_zip_is_one_line(tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"not a zip")
     with pytest.raises(EopackError, match=r"broken.zip: cannot read the product zip"):
         quicklooks.write_quicklook(broken, PID, tmp_path / "q2.png")
-    garbled = tmp_path / "garbled.zip"
-    with zipfile.ZipFile(garbled, "w") as z:
-        z.writestr(f"{PID}.SAFE/preview/quick-look.png", b"\x89PNG\r\n\x1a\nrubbish")
-    with pytest.raises(EopackError, match=r"garbled.zip: .*quick-look.png: not a readable PNG"):
-        quicklooks.write_quicklook(garbled, PID, tmp_path / "q3.png")
-    assert not (tmp_path / "q2.png").exists() and not (tmp_path / "q3.png").exists()
+    assert not (tmp_path / "q2.png").exists()
+
+
+def test_error_messages_show_no_object_repr():
+    exc = EopackError(
+        "x.png: not readable (cannot identify image file <_io.BytesIO object at 0x7f3a2c>)"
+    )
+    assert str(exc) == "x.png: not readable (cannot identify image file)"
 
 
 def test_product_description_from_its_id():
