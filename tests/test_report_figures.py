@@ -406,6 +406,32 @@ def test_step_times_group_logs_by_rule(tmp_path):
     assert "other" not in summary.step_times(logs, patterns, exclude=logs / "odd.log")
 
 
+def test_job_times_are_the_jobs_own_not_whole_seconds_of_timestamps(tmp_path):
+    """Jobs shorter than a second showed "0 s": their log timestamps share one second. The
+    ``job time`` line every job now ends with (process start to end) is what counts."""
+    logs = tmp_path / "logs"
+    (logs / "search").mkdir(parents=True)
+    for name, took in (("a", 0.47), ("b", 0.62)):
+        (logs / "search" / f"{name}.log").write_text(
+            f"2026-01-01T10:00:00 INFO eopack.search: start\n"
+            f"2026-01-01T10:00:00 INFO eopack: job time {took:.2f} s\n"
+            "2026-01-01T10:00:00 INFO eopack: peak RSS 79 MB\n"
+        )
+    steps = summary.step_times(logs, {"search": ["logs/search/{name}.log"]})
+    assert steps["search"].seconds == pytest.approx(1.09)
+    assert steps["search"].longest == pytest.approx(0.62)
+    html = summary.render_summary([], _empty_plan(tmp_path), [], [], {}, None, steps)
+    row = html[html.index("<td>search</td>") :].split("</tr>")[0]
+    assert '<td class="n">1.1 s</td>' in row and "0.6 s" in row, row
+    assert ">0 s<" not in html
+
+
+def _empty_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "empty-plan.tsv"
+    plan.write_text("product\tcollection\tfiles\tbytes\tmissing\test_cost_usd\n")
+    return plan
+
+
 def test_summary_page_from_the_run_records(tmp_path):
     _, manifests = _aoi_files(tmp_path)
     plan = tmp_path / "plan.tsv"
