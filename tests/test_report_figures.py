@@ -482,3 +482,65 @@ def test_human_bytes_are_decimal():
     assert summary.human_bytes(999) == "999 B"
     assert summary.human_bytes(1_500_000) == "1.5 MB"
     assert summary.human_bytes(2.5e12) == "2.5 TB"
+
+
+# Front page (report/workflow.rst) --------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ["1. Run summary", "2. Areas of interest", "3. SAFE quicklooks", "4. BigEarthNet"]
+
+
+def front_page(overrides: dict, sections: list[str]) -> str:
+    """report/workflow.rst as `snakemake --report` renders it (snakemake.report.auto_report):
+    Jinja with the run's config (validated, defaults filled) and its result categories, then
+    RST to HTML; the text a person reads."""
+    import re
+
+    import yaml
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+    from snakemake.report import Category
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    update_config(config, overrides)
+    validate(config, str(REPO / "config" / "schema.yaml"))
+
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    env = Environment(trim_blocks=True, lstrip_blocks=True)
+    text = (REPO / "report" / "workflow.rst").read_text(encoding="utf-8")
+    categories = {Category(name): {} for name in sections}
+    rendered = env.from_string(text).render(snakemake=Snakemake, categories=categories, files={})
+    body = publish_parts(rendered, writer_name="html")["html_body"]
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_front_page_of_a_sentinel1_only_run_names_only_sentinel1():
+    demo = yaml_file(REPO / "config" / "demo.yaml")
+    text = front_page(demo, SECTIONS)
+    assert "searched Sentinel-1 GRD for the areas of interest in config/demo/aoi" in text, text
+    assert "Sentinel-2" not in text and "Landsat" not in text, text
+    assert "2 date range(s) (2021-03-01 to 2021-03-31; 2023-07-01 to 2023-07-31)" in text
+    assert "BigEarthNet v2 release" in text and "s3://eopack-demo-publish/eopack" in text
+    assert all(section in text for section in SECTIONS), text
+
+
+def test_front_page_lists_only_the_sections_the_report_has():
+    text = front_page({}, SECTIONS[:3])  # config.yaml: no BigEarthNet, no publishing
+    assert "BigEarthNet" not in text and "4." not in text, text
+    assert "published" not in text
+    assert "3. SAFE quicklooks" in text and "contact sheet" in text
+    optical = front_page({"search": {"collections": ["sentinel-2-l2a"]}}, SECTIONS[:2])
+    assert "searched Sentinel-2 L2A" in optical, optical
+    assert "SAFE" not in optical and "Sentinel-1" not in optical, optical
+    assert "Sentinel-2 L2A products are recorded in the search manifests only" in optical
+    assert "contact sheet" not in optical
+
+
+def yaml_file(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
