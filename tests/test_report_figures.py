@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -347,19 +348,125 @@ def test_aoi_products_are_numbered_once_in_range_order(tmp_path):
     ]
 
 
-def test_footprint_map_is_deterministic_and_draws_the_products(tmp_path):
+def test_footprint_maps_are_deterministic_and_drawn_per_aoi_and_date_range(tmp_path):
     aoi, manifests = _aoi_files(tmp_path)
     out = tmp_path / "map.png"
-    assert footprints.write_aoi_map(aoi, manifests, out) == 2
-    first = out.read_bytes()
-    footprints.write_aoi_map(aoi, manifests, out)
-    assert out.read_bytes() == first
-    pixels = _png_pixels(out)
-    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
-    assert (31, 119, 180) in colours and (255, 127, 14) in colours  # footprints 1 and 2
+    ranges = [tmp_path / "alps" / f"{m.stem}.png" for m in manifests]
+    assert footprints.write_aoi_maps(aoi, manifests, out, ranges) == 2
+    first = [p.read_bytes() for p in (out, *ranges)]
+    footprints.write_aoi_maps(aoi, manifests, out, ranges)
+    assert [p.read_bytes() for p in (out, *ranges)] == first
+    colours = _colours(out)
+    assert BLUE in colours and ORANGE in colours  # footprints 1 and 2
+    assert BLUE in _colours(ranges[0]) and ORANGE not in _colours(ranges[0])  # A1 only
+    assert {BLUE, ORANGE} <= _colours(ranges[1])  # B2 keeps its AOI-wide number, 2
     empty = tmp_path / "none.geojson"
     empty.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
-    assert footprints.write_aoi_map(aoi, [empty], tmp_path / "empty.png") == 0
+    assert footprints.write_aoi_maps(aoi, [empty], tmp_path / "empty.png") == 0
+    with pytest.raises(EopackError, match=r"alps.geojson: 2 search manifests but 1 pictures"):
+        footprints.write_aoi_maps(aoi, manifests, out, ranges[:1])
+
+
+BLUE, ORANGE = (31, 119, 180), (255, 127, 14)  # PALETTE[0], PALETTE[1]
+
+
+def _colours(path: Path) -> set[tuple[int, ...]]:
+    return {tuple(c) for c in _png_pixels(path).reshape(-1, 3)}
+
+
+def _box(pid: str, x0: float, y0: float, x1: float, y1: float) -> dict:
+    feature = _feature(pid, 0, "2023-07-26T17:20:41Z")
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    feature["geometry"] = {"type": "Polygon", "coordinates": [ring]}
+    return feature
+
+
+def _entries(tmp_path: Path, features: list[dict]) -> list:
+    path = tmp_path / "search" / "2023-07-01_2023-07-31.geojson"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return footprints.aoi_products([path])
+
+
+def _map_pixels(fig) -> np.ndarray:
+    """The map's lines and fills alone: the legend and the numbers (in each product's colour
+    too) taken off, so a product's colour can only come from its outline."""
+    from eopack.report.plotting import png_bytes
+
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        for text in ax.texts:
+            text.set_visible(False)
+    with Image.open(io.BytesIO(png_bytes(fig))) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _texts(fig) -> list:
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_a_footprint_inside_a_later_one_keeps_its_outline(tmp_path):
+    """The newcomer's case: product 1 lies inside product 2; its outline was painted over by
+    product 2's fill. On the pixels: product 1's colour, exactly, is on the map."""
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    entries = _entries(
+        tmp_path, [_box("INSIDE", 10.2, 46.6, 10.8, 47.0), _box("OUTSIDE", 9.5, 46.0, 11.5, 47.8)]
+    )
+    assert [e.product.id for e in entries] == ["INSIDE", "OUTSIDE"]
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    pixels = _map_pixels(fig)
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
+    assert BLUE in colours, "the contained footprint's outline is not on the map"
+    assert ORANGE in colours
+    # The whole outline (the box is ~170 x 160 px), drawn in product 1's colour exactly; one
+    # pass per product (fill and edge) tinted it all under product 2's fill: 0 pixels.
+    assert (pixels == BLUE).all(axis=2).sum() > 400
+
+
+def test_numbers_sit_above_the_aoi_outline_and_axes_are_degrees(tmp_path):
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    entries = _entries(tmp_path, [_box("CROSS", 9.9, 46.4, 11.1, 47.3)])  # around the AOI
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    ax = fig.axes[0]
+    aoi_lines = [line for line in ax.get_lines() if line.get_color() == "black"]
+    numbers = [t for t in ax.texts if t.get_text() == "1"]
+    assert aoi_lines and numbers
+    assert min(t.get_zorder() for t in numbers) > max(line.get_zorder() for line in aoi_lines)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert any(t.endswith("°E") for t in ticks) and any(t.endswith("°N") for t in ticks), ticks
+
+
+@pytest.mark.parametrize("count", [12, 240])
+def test_every_product_is_listed_on_its_map(tmp_path, count):
+    """The PIL picture listed 5 products and "+N more"; the report map 40. A legend up to
+    MAX_LEGEND products, a numbered table beyond (the DAG benchmark's AOIs have 240)."""
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    features = [
+        _box(
+            f"S1A_IW_GRDH_1SDV_2023072{i % 10}T172041_{i:04d}", 9 + i * 0.01, 46, 10 + i * 0.01, 47
+        )
+        for i in range(count)
+    ]
+    entries = _entries(tmp_path, features)
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    text = "\n".join(t.get_text() for t in _texts(fig))
+    for entry in entries:
+        assert re.search(rf"(^|\s){entry.number}\s+{entry.product.id}\s", text, re.M), entry.number
+    assert "more" not in text
+    from eopack.report.plotting import png_bytes
+
+    with Image.open(io.BytesIO(png_bytes(fig))) as image:
+        assert image.height < 3000 and image.width < 2000, image.size
 
 
 def test_contact_sheet_uses_the_map_numbers(tmp_path):

@@ -4,7 +4,8 @@ requester-pays terms, and how long and how much memory each step took, as one HT
 It is built from the workflow's own records: search manifests, ``plan.tsv`` (bytes and the
 requester-pays estimate), ``verify.json`` reports, the delivered zips or S3 receipts, the
 BigEarthNet index, and the job logs (the ``job time`` and ``peak RSS`` lines every job ends
-with; a log without them is timed by its first and last timestamps). The page is self-contained (inline style, no script) so the report can embed it.
+with; a log without them is timed by its first and last timestamps). The page is
+self-contained (inline style, no script) so the report can embed it.
 """
 
 from __future__ import annotations
