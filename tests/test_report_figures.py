@@ -645,6 +645,9 @@ def test_front_page_lists_only_the_sections_the_report_has():
     assert "SAFE" not in optical and "Sentinel-1" not in optical, optical
     assert "Sentinel-2 L2A products are recorded in the search manifests only" in optical
     assert "contact sheet" not in optical
+    months = [[f"2023-{m:02d}-01", f"2023-{m:02d}-28"] for m in range(1, 13)]
+    year = front_page({"date_ranges": months}, SECTIONS[:3])
+    assert "12 date range(s) (2023-01-01 to 2023-01-28; ...; 2023-12-01 to 2023-12-28)" in year
 
 
 def yaml_file(path: Path) -> dict:
