@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -63,6 +64,39 @@ def run_snakemake(
         text=True,
         timeout=600,
     )
+
+
+# --- one uninterrupted demo run, shared -------------------------------------------------------
+
+DEMO_ARGS = ("--cores", "2", "--configfile", "config/demo.yaml")
+#: Files under results/ that differ between two clean runs by design: the presigned URLs
+#: carry their signing time. Anything else that differs is a reproducibility defect.
+RUN_DEPENDENT = frozenset({"results/publish/urls.tsv"})
+
+
+class DemoRun(NamedTuple):
+    workdir: Path
+    proc: subprocess.CompletedProcess[str]
+    hashes: dict[str, str]  # results/ file -> SHA-256, right after the run (tests change it)
+
+
+def result_hashes(workdir: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``workdir/results`` but :data:`RUN_DEPENDENT`."""
+    out = {}
+    for path in sorted((workdir / "results").rglob("*")):
+        name = path.relative_to(workdir).as_posix()
+        if path.is_file() and name not in RUN_DEPENDENT:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`make demo`'s workflow run once, uninterrupted, on the shared demo world."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    proc = run_snakemake(workdir, *DEMO_ARGS, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return DemoRun(workdir, proc, result_hashes(workdir))
 
 
 # --- the network between a client and the local S3 server, seen and broken server-side -------
