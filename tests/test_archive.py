@@ -154,6 +154,22 @@ def test_streamed_zip_is_byte_identical_to_local_zip(world, tmp_path):
     )
 
 
+def test_stream_into_a_kms_bucket(world, big):
+    """An SSE-KMS destination (ETags not MD5s) takes the streamed zip: checked by SHA-256."""
+    client = world.client()
+    product, source = big
+    dest = new_bucket(client, "kms")
+    rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/eopack-test"}
+    client.put_bucket_encryption(
+        Bucket=dest,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    result = stream(client, source, product, dest, "p.zip", part_size=MIN_PART_SIZE)
+    head = client.head_object(Bucket=dest, Key="p.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and result.parts > 1
+    assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
+
+
 def test_multipart_stream_is_byte_identical_and_deterministic(world, big, tmp_path):
     client = world.client()
     product, source = big

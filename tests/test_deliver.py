@@ -44,6 +44,17 @@ def dest_bucket(world: Any) -> str:
     return _new_bucket(world, "eopack-dest")
 
 
+def _kms_bucket(world: Any) -> str:
+    """A destination whose default encryption is SSE-KMS: its ETags are not MD5s."""
+    name = _new_bucket(world, "eopack-kms")
+    rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/eopack-test"}
+    world.client().put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    return name
+
+
 @pytest.fixture
 def client(world_env: dict[str, str]) -> Any:
     return make_client("eu-central-1")
@@ -211,6 +222,39 @@ def test_multipart_copy_uses_upload_part_copy(world, client, dest_bucket, big_so
     assert hashlib.sha256(body).digest() == hashlib.sha256(big).digest()
 
 
+def test_copy_into_a_kms_bucket_is_verified_without_etag_md5s(world, client):
+    """SSE-KMS ETags are not MD5s: sizes, and the pinned source's MD5 against the manifest."""
+    product = world.products[2]
+    bucket = _kms_bucket(world)
+    report = _copy(client, product, bucket)
+    assert report["ok"], report["files"]
+    by_path = {f["path"]: f for f in report["files"]}
+    for entry in by_path.values():
+        assert entry["encryption"] == "aws:kms"
+        assert entry["md5"] is None and not entry["md5_checked"]
+        assert entry["status"] == "ok", entry
+    manifest = by_path["manifest.safe"]
+    data = product.objects[product.filename_map["manifest.safe"]]
+    assert manifest["etag"].strip('"') != hashlib.md5(data).hexdigest()  # the server plays KMS
+    listed = [f for f in by_path.values() if f["against"] == "manifest"]
+    assert listed and all(f["source_md5_checked"] for f in listed)
+    assert f"deliveries/s1/{product.product_id}.verify.json" in _keys(world, bucket)
+
+
+def test_copy_into_a_kms_bucket_still_fails_on_a_bad_source(world, client):
+    """Without destination MD5s the manifest still catches a source file that disagrees."""
+    product = world.products[3]
+    tampered = next(k for k in product.objects if k.startswith("annotation/calibration/"))
+    name = _new_bucket(world, "eopack-plain-src")
+    raw = world.client()
+    for key, data in product.objects.items():
+        body = data.replace(b"<", b"[", 1) if key == tampered else data  # same size
+        raw.put_object(Bucket=name, Key=f"{product.prefix}/{key}", Body=body)
+    source = SourceBucket(name, "eu-central-1", requester_pays=False)
+    with pytest.raises(EopackError, match=r"annotation/calibration/.*: MD5 .* != manifest"):
+        _copy(client, product, _kms_bucket(world), source=source)
+
+
 def test_copy_without_request_payer_is_refused(world, client, dest_bucket):
     product = world.products[0]
     not_paying = SourceBucket(DEMO_BUCKET, "eu-central-1", requester_pays=False)
@@ -354,6 +398,21 @@ def test_upload_file_checks_sha256(world, client, dest_bucket, tmp_path, size):
     assert head["ChecksumSHA256"].split("-")[0] == result["checksum_sha256"]
     body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
     assert body == data
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MIB + 7], ids=["single-put", "multipart"])
+def test_upload_into_a_kms_bucket(world, client, tmp_path, size):
+    """The zip upload checks S3's SHA-256, not the ETag: KMS destinations work, and a
+    rerun recognises the same bytes."""
+    bucket = _kms_bucket(world)
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(size))
+    args = {"multipart_threshold": 5 * MIB, "part_size": 5 * MIB}
+    first = upload_file(client, path, bucket, "zips/product.zip", **args)
+    head = world.client().head_object(Bucket=bucket, Key="zips/product.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and first["skipped"] is False
+    again = upload_file(client, path, bucket, "zips/product.zip", skip_existing=True, **args)
+    assert again["skipped"] is True
 
 
 def test_failed_multipart_upload_leaves_nothing(world, client, dest_bucket, tmp_path):

@@ -225,6 +225,12 @@ def pmap(pool: ThreadPoolExecutor, fn: Callable[[K], V], keys: Sequence[K]) -> d
 # --------------------------------------------------------------------------------------------
 
 
+#: ``ServerSideEncryption`` values (and SSE-C, by ``SSECustomerAlgorithm``) whose objects'
+#: ETags are not their MD5 (AWS: "Objects encrypted by SSE-C or SSE-KMS have ETags that are
+#: not an MD5 digest of their object data").
+OPAQUE_ETAG_ENCRYPTION = frozenset({"aws:kms", "aws:kms:dsse", "SSE-C"})
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a HEAD tells about an object."""
@@ -232,17 +238,32 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str | None = None
+    encryption: str | None = None  # ServerSideEncryption, or "SSE-C"
+
+    @property
+    def opaque_etag(self) -> bool:
+        """Encrypted so that the ETag is not the MD5 even for a single-part object."""
+        return self.encryption in OPAQUE_ETAG_ENCRYPTION
 
     @property
     def md5(self) -> str | None:
-        """The MD5 when the ETag is one (single-part, not KMS); multipart ETags end in ``-N``."""
+        """The MD5 when the ETag is one: single part (multipart ETags end in ``-N``), and not
+        SSE-KMS, DSSE-KMS or SSE-C, whose 32-hex ETags are something else."""
         etag = self.etag.strip('"').lower()
+        if self.opaque_etag:
+            return None
         return etag if re.fullmatch(r"[0-9a-f]{32}", etag) else None
 
 
 def _info(response: Mapping[str, Any]) -> ObjectInfo:
+    encryption = response.get("ServerSideEncryption")
+    if response.get("SSECustomerAlgorithm"):
+        encryption = "SSE-C"
     return ObjectInfo(
-        int(response["ContentLength"]), str(response.get("ETag", "")), response.get("ContentType")
+        int(response["ContentLength"]),
+        str(response.get("ETag", "")),
+        response.get("ContentType"),
+        str(encryption) if encryption else None,
     )
 
 
@@ -382,6 +403,20 @@ def read_manifest(client: Any, source: SourceBucket, key: str) -> list[DataObjec
     return parse_manifest_bytes(get_bytes(client, source, key), f"s3://{source.name}/{key}")
 
 
+def _copied_md5(src: ObjectInfo | None, dst: ObjectInfo | None) -> str | None:
+    """The MD5 of the destination's bytes, as far as HEADs tell.
+
+    The destination's ETag when it is an MD5. For an encrypted destination (SSE-KMS...: the
+    ETag is opaque) the source's MD5: every copy is pinned to that source version by
+    ``x-amz-copy-source-if-match`` and the sizes agree, so the bytes are the source's.
+    """
+    if dst is None:
+        return None
+    if dst.md5 is None and dst.opaque_etag and src is not None:
+        return src.md5
+    return dst.md5
+
+
 def _status(
     src: ObjectInfo | None, dst: ObjectInfo | None, listed: DataObject | None
 ) -> tuple[str, str]:
@@ -394,8 +429,9 @@ def _status(
         return "md5_mismatch", "source"
     if listed is None:
         return "ok", "source"
+    got = _copied_md5(src, dst)
     size_ok = listed.size is None or dst.size == listed.size
-    md5_ok = listed.md5 is None or dst.md5 is None or dst.md5 == listed.md5
+    md5_ok = listed.md5 is None or got is None or got == listed.md5
     if listed.is_measurement:  # re-encoded in the bucket: a mismatch is expected
         return ("ok" if size_ok and md5_ok else "ok_reencoded"), "manifest"
     if not size_ok:
@@ -413,11 +449,14 @@ def file_entry(
 ) -> dict[str, Any]:
     """Check one copied file against its source and ``manifest.safe`` from HEADs alone.
 
-    Sizes always; MD5 only where the destination ETag is one (``md5_checked``). Statuses are
-    those of :func:`eopack.safe.manifest.verify_safe`, keys a superset of its entries'.
+    Sizes always; MD5 where the destination ETag is one (``md5_checked``), or, for an
+    encrypted destination whose ETag is not an MD5, the pinned source's MD5 against the
+    manifest (``source_md5_checked``). Statuses are those of
+    :func:`eopack.safe.manifest.verify_safe`, keys a superset of its entries'.
     """
     status, against = _status(src, dst, listed)
     md5 = dst.md5 if dst else None
+    by_source = md5 is None and dst is not None and dst.opaque_etag
     return {
         "path": safe_path,
         "key": key,
@@ -430,6 +469,8 @@ def file_entry(
         "md5": md5,
         "etag": dst.etag if dst else None,
         "md5_checked": bool(md5 and ((src and src.md5) or (listed and listed.md5))),
+        "encryption": dst.encryption if dst else None,
+        "source_md5_checked": bool(by_source and src and src.md5 and listed and listed.md5),
         "against": against,
         "status": status,
     }
@@ -442,10 +483,12 @@ def failure_line(report: Mapping[str, Any]) -> str:
     source = first["against"] == "source"
     expected_size = first["source_size"] if source else first["expected_size"]
     expected_md5 = first["source_etag"] if source else first["expected_md5"]
+    # An encrypted destination's MD5 is its pinned source's (see _copied_md5).
+    got_md5 = first["md5"] or str(first["source_etag"]).strip('"')
     detail = {
         "missing": "missing at the destination",
         "size_mismatch": f"size {first['size']} != {first['against']} {expected_size}",
-        "md5_mismatch": f"MD5 {first['md5']} != {first['against']} {expected_md5}",
+        "md5_mismatch": f"MD5 {got_md5} != {first['against']} {expected_md5}",
     }[first["status"]]
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     return f"{report['destination']}{first['path']}: {detail}{more}"
