@@ -330,10 +330,13 @@ class Intercept:
     ``refuse``: answer 403 ``AccessDenied`` (as AWS does for credentials without the right).
     ``cut_after``: send this many bytes of the response body, then close the connection, as a
     network failure mid-transfer does (the client has the headers and a short body).
+    ``answer``: ``(status line, headers, body)`` sent instead of serving the request (AWS
+    answers moto does not give, such as a 301 for a bucket in another region).
     """
 
     refuse: bool = False
     cut_after: int | None = None
+    answer: tuple[str, tuple[tuple[str, str], ...], bytes] | None = None
 
 
 #: Called with each request's WSGI environ before it is served (in the server's thread).
@@ -612,8 +615,12 @@ class RequesterPaysMiddleware:
         intercept = None
         for hook in list(self.hooks):
             intercept = hook(environ) or intercept
-        if intercept is not None and intercept.refuse:
-            body: Iterable[bytes] = _refuse(environ, start_response)
+        if intercept is not None and intercept.answer is not None:
+            status, headers, data = intercept.answer
+            start_response(status, [*headers, ("Content-Length", str(len(data)))])
+            body: Iterable[bytes] = [b"" if environ.get("REQUEST_METHOD") == "HEAD" else data]
+        elif intercept is not None and intercept.refuse:
+            body = _refuse(environ, start_response)
         else:
             body = self._handle(environ, start_response)
         if intercept is not None and intercept.cut_after is not None:
