@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import itertools
+import logging
 import random
 import re
 import shutil
@@ -35,6 +36,7 @@ from eopack.archive import (
     zip_safe,
 )
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
+from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket
 from eopack.safe.manifest import verify_safe
@@ -167,6 +169,26 @@ def test_stream_into_a_kms_bucket(world, big):
     result = stream(client, source, product, dest, "p.zip", part_size=MIN_PART_SIZE)
     head = client.head_object(Bucket=dest, Key="p.zip")
     assert head["ServerSideEncryption"] == "aws:kms" and result.parts > 1
+    assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
+
+
+def test_stream_to_a_put_only_destination(world, s3net, caplog):
+    """Only s3:PutObject: HeadBucket and HeadObject refused; the zip is streamed anyway."""
+    client = world.client()
+    product = world.products[0]
+    dest = new_bucket(client, "put-only")
+
+    def hook(environ: dict) -> Intercept | None:
+        name, _ = split_path(environ)
+        refused = name == dest and environ["REQUEST_METHOD"] in ("GET", "HEAD")
+        return Intercept(refuse=True) if refused else None
+
+    s3net.hook(hook)
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        result = stream(client, DEMO, product, dest, "p.zip")
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "HeadObject refused" in said[0]
+    s3net.close()
     assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
 
 

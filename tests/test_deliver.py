@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from eopack.deliver import (
     upload_file,
 )
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
+from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, make_client
 
@@ -96,6 +98,24 @@ def _fail_on(client: Any, operation: str, when: Callable[[dict[str, Any]], bool]
             raise ClientError({"Error": error}, operation)
 
     client.meta.events.register(f"before-parameter-build.s3.{operation}", hook)
+
+
+def _write_only(s3net: Any, bucket: str, read_objects: bool = True) -> list[str]:
+    """Answer as IAM does for a policy granting only s3:PutObject (and s3:GetObject on objects
+    when ``read_objects``): HeadBucket and ListObjects get 403. Returns the refused requests."""
+    refused: list[str] = []
+
+    def hook(environ: dict[str, Any]) -> Intercept | None:
+        name, key = split_path(environ)
+        method = environ["REQUEST_METHOD"]
+        reading = method in ("GET", "HEAD") and (not key or not read_objects)
+        if name == bucket and reading:
+            refused.append(f"{method} {key or '?' + environ.get('QUERY_STRING', '')}")
+            return Intercept(refuse=True)
+        return None
+
+    s3net.hook(hook)
+    return refused
 
 
 # Destinations from config
@@ -413,6 +433,46 @@ def test_upload_into_a_kms_bucket(world, client, tmp_path, size):
     assert head["ServerSideEncryption"] == "aws:kms" and first["skipped"] is False
     again = upload_file(client, path, bucket, "zips/product.zip", skip_existing=True, **args)
     assert again["skipped"] is True
+
+
+def test_write_only_destination_is_tried(world, client, dest_bucket, s3net, tmp_path, caplog):
+    """No s3:ListBucket: HeadBucket's 403 is one warning, and the copy and upload go on."""
+    refused = _write_only(s3net, dest_bucket)
+    product = world.products[0]
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        report = _copy(client, product, dest_bucket, check_manifest=False)
+        path = tmp_path / "product.zip"
+        path.write_bytes(os.urandom(3000))
+        record = upload_file(client, path, dest_bucket, "zips/product.zip")
+    assert report["ok"] and record["etag"]
+    assert refused == ["HEAD ?", "HEAD ?"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("cannot check the destination bucket (HeadBucket refused" in w for w in warnings)
+    s3net.close()
+    assert f"deliveries/s1/{product.product_id}.verify.json" in _keys(world, dest_bucket)
+
+
+@pytest.mark.parametrize("size", [3000, 12 * MIB + 7], ids=["single-put", "multipart"])
+def test_upload_to_a_put_only_destination(
+    world, client, dest_bucket, s3net, tmp_path, caplog, size
+):
+    """Only s3:PutObject: nothing can be read back; S3 checked each request's SHA-256."""
+    refused = _write_only(s3net, dest_bucket, read_objects=False)
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(size))
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        record = upload_file(
+            client, path, dest_bucket, "zips/product.zip", skip_existing=True,
+            multipart_threshold=5 * MIB, part_size=5 * MIB,
+        )  # fmt: skip
+    assert record["skipped"] is False and record["etag"] is None
+    assert refused == ["HEAD ?", "HEAD zips/product.zip", "HEAD zips/product.zip"]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 3 and "not read back; S3 checked the SHA-256" in said[-1]
+    s3net.close()
+    body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
+    assert body == path.read_bytes()
 
 
 def test_failed_multipart_upload_leaves_nothing(world, client, dest_bucket, tmp_path):

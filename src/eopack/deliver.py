@@ -169,23 +169,51 @@ def check_destination_bucket(
     """Refuse a source bucket as destination, and a bucket that is missing or forbidden.
 
     Checked before anything is written, so these mistakes cost no copy and leave nothing.
+    HeadBucket needs ``s3:ListBucket``, which a write-only policy (``s3:PutObject`` on
+    ``prefix/*``) does not grant: a 403 is then one warning, and the writes say the rest.
     """
     if bucket in source_buckets:
         raise EopackError(
             f"{uri}: destination bucket {bucket} is a configured source bucket "
             "(eopack never writes to a source)"
         )
-    head_bucket(client, bucket, uri, "destination bucket")
+
+    def forbidden() -> None:
+        log.warning(
+            "%s: cannot check the destination bucket (HeadBucket refused: no s3:ListBucket?); "
+            "trying the writes",
+            uri,
+        )
+
+    head_bucket(client, bucket, uri, "destination bucket", on_forbidden=forbidden)
 
 
-def head_bucket(client: Any, bucket: str, uri: str, noun: str = "bucket") -> Mapping[str, Any]:
-    """HEAD a bucket; a missing or forbidden one is one line naming ``uri`` and the ``noun``."""
+def is_forbidden(exc: Exception) -> bool:
+    """A 403: these credentials may not make this call (which may still allow others)."""
+    return isinstance(exc, ClientError) and _code(exc)[1] == 403
+
+
+def head_bucket(
+    client: Any,
+    bucket: str,
+    uri: str,
+    noun: str = "bucket",
+    *,
+    on_forbidden: Callable[[], None] | None = None,
+) -> Mapping[str, Any]:
+    """HEAD a bucket; a missing or forbidden one is one line naming ``uri`` and the ``noun``.
+
+    ``on_forbidden``: called instead of raising on a 403 (the answer is then empty).
+    """
     try:
         return client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         code, status = _code(exc)
         if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
             raise EopackError(f"{uri}: {noun} does not exist") from None
+        if status == 403 and on_forbidden is not None:
+            on_forbidden()
+            return {}
         if status == 403:
             raise EopackError(
                 f"{uri}: access denied on the {noun} (check AWS credentials)"
@@ -719,7 +747,7 @@ def upload_file(
     sha256, expected = sha256_checksums(path, chunk if multipart else None)
     record = {"uri": uri, "size": size, "sha256": sha256, "checksum_sha256": expected}
     if skip_existing:
-        head = head_or_none(client, dest_bucket, key, ChecksumMode="ENABLED")
+        head = _head_if_allowed(client, dest_bucket, key, "not looking for the same bytes there")
         if head is not None and _same_bytes(head, size, sha256, expected):
             log.info("%s: already there with the same SHA-256; not uploaded again", uri)
             return {**record, "etag": head.get("ETag"), "multipart": None, "skipped": True}
@@ -735,14 +763,39 @@ def upload_file(
     }
     try:
         client.upload_file(str(path), dest_bucket, key, ExtraArgs=extra, Config=config)
-        head = client.head_object(Bucket=dest_bucket, Key=key, ChecksumMode="ENABLED")
     except S3UploadFailedError as exc:
         cause = exc.__context__ if isinstance(exc.__context__, ClientError) else exc
         raise destination_error(cause, dest_bucket, key) from None
     except (ClientError, BotoCoreError) as exc:
         raise destination_error(exc, dest_bucket, key) from None
+    head = _head_if_allowed(
+        client, dest_bucket, key, "not read back; S3 checked the SHA-256 of every request"
+    )
+    if head is None:  # write-only: S3 refuses a body whose SHA-256 is not the one sent
+        return {**record, "etag": None, "multipart": multipart, "skipped": False}
     _check_upload(client, path, uri, head, size, expected)
     return {**record, "etag": head.get("ETag"), "multipart": multipart, "skipped": False}
+
+
+def _head_if_allowed(
+    client: Any, bucket: str, key: str, otherwise: str
+) -> Mapping[str, Any] | None:
+    """HEAD with checksums; None when absent, or refused (write-only: one warning saying
+    ``otherwise``, what is done instead)."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        code, status = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return None
+        if status == 403:
+            log.warning(
+                "s3://%s/%s: HeadObject refused (no s3:GetObject?); %s", bucket, key, otherwise
+            )
+            return None
+        raise destination_error(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, key) from None
 
 
 def _same_bytes(head: Mapping[str, Any], size: int, sha256: str, expected: str) -> bool:
