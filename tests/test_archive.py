@@ -172,6 +172,21 @@ def test_stream_into_a_kms_bucket(world, big):
     assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
 
 
+def test_stream_aborts_an_upload_left_by_a_killed_stream(world, caplog):
+    client = world.client()
+    dest = new_bucket(client, "killed")
+    upload_id = client.create_multipart_upload(Bucket=dest, Key="p.zip")["UploadId"]
+    client.upload_part(Bucket=dest, Key="p.zip", UploadId=upload_id, PartNumber=1, Body=b"x")
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        stream(client, DEMO, world.products[0], dest, "p.zip")
+    assert leftovers(client, dest) == (["p.zip"], [])
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"s3://{dest}/p.zip: aborted 1 incomplete multipart upload(s) left by an interrupted "
+        "run (their parts are billed until aborted)"
+    ]
+
+
 def test_stream_to_a_put_only_destination(world, s3net, caplog):
     """Only s3:PutObject: HeadBucket and HeadObject refused; the zip is streamed anyway."""
     client = world.client()
@@ -458,6 +473,9 @@ class StubDestination:
         self.size = 0
         self.whole = hashlib.sha256()
         self.done = False
+
+    def list_multipart_uploads(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Uploads": []}
 
     def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
         assert kwargs["ChecksumAlgorithm"] == "SHA256"

@@ -445,7 +445,9 @@ def test_write_only_destination_is_tried(world, client, dest_bucket, s3net, tmp_
         path.write_bytes(os.urandom(3000))
         record = upload_file(client, path, dest_bucket, "zips/product.zip")
     assert report["ok"] and record["etag"]
-    assert refused == ["HEAD ?", "HEAD ?"]
+    heads = [r for r in refused if r.startswith("HEAD")]
+    assert heads == ["HEAD ?", "HEAD ?"]
+    assert len([r for r in refused if r.startswith("GET ?uploads")]) == 2  # nor list uploads
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert all("cannot check the destination bucket (HeadBucket refused" in w for w in warnings)
@@ -467,12 +469,57 @@ def test_upload_to_a_put_only_destination(
             multipart_threshold=5 * MIB, part_size=5 * MIB,
         )  # fmt: skip
     assert record["skipped"] is False and record["etag"] is None
-    assert refused == ["HEAD ?", "HEAD zips/product.zip", "HEAD zips/product.zip"]
+    heads = [r for r in refused if r.startswith("HEAD")]
+    assert heads == ["HEAD ?", "HEAD zips/product.zip", "HEAD zips/product.zip"]
+    assert [r for r in refused if not r.startswith("HEAD")] == [
+        "GET ?uploads&prefix=zips%2Fproduct.zip"
+    ]
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(said) == 3 and "not read back; S3 checked the SHA-256" in said[-1]
     s3net.close()
     body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
     assert body == path.read_bytes()
+
+
+def _left_behind(world: Any, bucket: str, key: str) -> str:
+    """A multipart upload with one part, as a killed copy or zip stream leaves it."""
+    raw = world.client()
+    upload_id = raw.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    raw.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 1000)
+    return upload_id
+
+
+def _uploads(world: Any, bucket: str) -> list[str]:
+    listed = world.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return sorted(u["Key"] for u in listed)
+
+
+def test_uploads_left_by_a_killed_run_are_aborted(world, client, dest_bucket, tmp_path, caplog):
+    """Parts of an unfinished multipart upload are billed: the next run aborts those it
+    would write (the SAFE's keys, the zip's key), and no other."""
+    product = world.products[0]
+    safe = f"deliveries/s1/{product.product_id}.SAFE"
+    _left_behind(world, dest_bucket, f"{safe}/measurement/a.tiff")
+    _left_behind(world, dest_bucket, f"{safe}/measurement/b.tiff")
+    _left_behind(world, dest_bucket, "zips/product.zip")
+    _left_behind(world, dest_bucket, "zips/product.zip.other-tool")
+    _left_behind(world, dest_bucket, "deliveries/s1/other.SAFE/x")
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        assert _copy(client, product, dest_bucket, check_manifest=False)["ok"]
+        path = tmp_path / "product.zip"
+        path.write_bytes(os.urandom(3000))
+        upload_file(client, path, dest_bucket, "zips/product.zip")
+    assert _uploads(world, dest_bucket) == [
+        "deliveries/s1/other.SAFE/x",
+        "zips/product.zip.other-tool",
+    ]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"s3://{dest_bucket}/{safe}/: aborted 2 incomplete multipart upload(s) left by an "
+        "interrupted run (their parts are billed until aborted)",
+        f"s3://{dest_bucket}/zips/product.zip: aborted 1 incomplete multipart upload(s) left by "
+        "an interrupted run (their parts are billed until aborted)",
+    ]
 
 
 def test_failed_multipart_upload_leaves_nothing(world, client, dest_bucket, tmp_path):

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -362,6 +363,55 @@ def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
         )
 
 
+def abort_stale_uploads(
+    client: Any, bucket: str, prefix: str, *, exact: bool = False, before: datetime | None = None
+) -> int:
+    """Abort multipart uploads to keys under ``prefix`` (``exact``: to that key) begun before
+    ``before`` (default: now); returns how many.
+
+    A killed copy or zip stream leaves its multipart upload behind: invisible, but its parts
+    are billed until it is aborted. Only the keys this run is about to write are looked at, so
+    uploads of other tools are left alone; the run's own uploads start after ``before``. One
+    line says what was aborted. Credentials that may not list uploads
+    (``s3:ListBucketMultipartUploads``) only skip this (the lifecycle rule
+    ``AbortIncompleteMultipartUpload`` is the other remedy).
+    """
+    before = before or datetime.now(UTC)
+    uploads: list[Mapping[str, Any]] = []
+    args = {"Bucket": bucket, "Prefix": prefix}
+    try:
+        while True:  # 1,000 a page
+            page = client.list_multipart_uploads(**args)
+            uploads += page.get("Uploads", [])
+            if not page.get("IsTruncated"):
+                break
+            args.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+    except (ClientError, BotoCoreError) as exc:
+        log.info(
+            "s3://%s/%s: incomplete multipart uploads not looked for (%s)",
+            bucket,
+            prefix,
+            type(exc).__name__,
+        )
+        return 0
+    stale = [
+        u
+        for u in uploads
+        if (not exact or u["Key"] == prefix) and u.get("Initiated", before) < before
+    ]
+    for upload in stale:
+        abort_upload(client, bucket, upload["Key"], upload["UploadId"])
+    if stale:
+        log.warning(
+            "s3://%s/%s: aborted %d incomplete multipart upload(s) left by an interrupted run "
+            "(their parts are billed until aborted)",
+            bucket,
+            prefix,
+            len(stale),
+        )
+    return len(stale)
+
+
 def multipart_copy(
     client: Any,
     parts_pool: ThreadPoolExecutor,
@@ -584,6 +634,7 @@ def copy_safe_to_s3(
         if check_manifest and "manifest.safe" in filename_map:
             manifest = read_manifest(client, source, src_key("manifest.safe"))
         _remove_marker(client, dest_bucket, marker)
+        abort_stale_uploads(client, dest_bucket, dest.key(safe_dir) + "/")
 
         def copy(p: str) -> str:
             return copy_one(
@@ -751,6 +802,7 @@ def upload_file(
         if head is not None and _same_bytes(head, size, sha256, expected):
             log.info("%s: already there with the same SHA-256; not uploaded again", uri)
             return {**record, "etag": head.get("ETag"), "multipart": None, "skipped": True}
+    abort_stale_uploads(client, dest_bucket, key, exact=True)
     config = TransferConfig(
         multipart_threshold=multipart_threshold,
         multipart_chunksize=chunk,

@@ -43,7 +43,7 @@ from botocore.exceptions import (
 )
 
 from eopack.archive import DeterministicZipWriter, safe_top, sensing_time
-from eopack.deliver import abort_upload, destination_error, is_forbidden
+from eopack.deliver import abort_stale_uploads, abort_upload, destination_error, is_forbidden
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, describe_error
 from eopack.safe.manifest import failure_line, parse_manifest_bytes
@@ -489,6 +489,7 @@ def stream_safe_zip(
     top = safe_top(product_id)
     objects = list_source(client_src, source, prefix, filename_map)
     part_size = plan_part_size(part_size, zip_size_bound(objects, top))
+    abort_stale_uploads(dest_client, dest_bucket, dest_key, exact=True)
     sink = _MultipartSink(dest_client, dest_bucket, dest_key, part_size, upload_workers)
     sink.start()
     members: dict[str, StreamedMember] = {}
