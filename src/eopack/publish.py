@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eopack.credentials import cap_to_credentials
 from eopack.deliver import (
     DEFAULT_MULTIPART_THRESHOLD,
     DEFAULT_PART_SIZE,
@@ -310,6 +311,7 @@ def presign_receipts(
     client = make_client(max_pool=max(10, max_workers * 2))
     buckets = sorted({parse_s3_uri(item.uri)[0] for item in items})
     signers = {b: make_client(bucket_region(client, b), signature_version="s3v4") for b in buckets}
+    expires_s = cap_to_credentials(client, expires_s) if items else expires_s
     with ThreadPoolExecutor(max_workers) as pool:
         pmap(pool, lambda item: check_published(client, item), items)
     rows = []
