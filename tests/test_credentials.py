@@ -66,7 +66,7 @@ def test_urls_from_temporary_credentials_end_with_the_session(
     receipts = _published(world, tmp_path)  # with the world's long-term keys
     _credential_process(tmp_path, monkeypatch, session_s=2 * 3600)
     output = tmp_path / "urls.tsv"
-    with caplog.at_level(logging.WARNING, logger="eopack"):
+    with caplog.at_level(logging.INFO, logger="eopack"):
         write_urls(receipts, output, expires_s=12 * 3600, max_expires_s=12 * 3600)
     [row] = read_urls(output)
     query = parse_qs(urlsplit(row["url"]).query)
@@ -82,6 +82,8 @@ def test_urls_from_temporary_credentials_end_with_the_session(
     assert said[0].startswith(f"presigned URLs: valid {lifetime} s, not the 43200 s asked: ")
     assert "temporary AWS credentials that sign them expire at " in said[0]
     assert "eopack-session-token" not in said[0] and "eopack-temp-secret" not in said[0]
+    summary = [r.getMessage() for r in caplog.records if "presigned URLs, valid" in r.getMessage()]
+    assert summary == [f"{output}: 1 presigned URLs, valid {lifetime} s, until {row['expires']}"]
 
 
 def test_long_term_credentials_and_long_sessions_are_not_capped(

@@ -446,11 +446,14 @@ def write_urls(
         for row in [URLS_COLUMNS, *(r.row() for r in rows)]:
             handle.write("\t".join(row) + "\n")
     until = min((r.expires for r in rows), default=None)
+    # As signed: temporary credentials may have shortened it (eopack.credentials).
+    lifetime = min((int(parse_qs(urlsplit(r.url).query)["X-Amz-Expires"][0]) for r in rows),
+                   default=expires_s)  # fmt: skip
     log.info(
         "%s: %d presigned URLs, valid %s%s",
         output,
         len(rows),
-        _duration(expires_s),
+        _duration(lifetime),
         f", until {until.strftime(ISO_UTC)}" if until else "",
     )
     return rows
