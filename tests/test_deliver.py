@@ -455,6 +455,22 @@ def test_write_only_destination_is_tried(world, client, dest_bucket, s3net, tmp_
     assert f"deliveries/s1/{product.product_id}.verify.json" in _keys(world, dest_bucket)
 
 
+def test_safe_copy_to_a_put_only_destination_says_what_it_needs(world, client, dest_bucket, s3net):
+    """Copies are verified by HEAD: without s3:GetObject the copy stops before writing."""
+    _write_only(s3net, dest_bucket, read_objects=False)
+    product = world.products[0]
+    marker = f"deliveries/s1/{product.product_id}.verify.json"
+    with pytest.raises(EopackError) as info:
+        _copy(client, product, dest_bucket, check_manifest=False)
+    assert str(info.value) == (
+        f"s3://{dest_bucket}/{marker}: HeadObject refused on the destination: copying a SAFE "
+        "needs s3:GetObject there to verify the copies (or set destination.copy_safe: false "
+        "and deliver the zip only)"
+    )
+    s3net.close()
+    assert _keys(world, dest_bucket) == set()
+
+
 @pytest.mark.parametrize("size", [3000, 12 * MIB + 7], ids=["single-put", "multipart"])
 def test_upload_to_a_put_only_destination(
     world, client, dest_bucket, s3net, tmp_path, caplog, size

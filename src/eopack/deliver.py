@@ -581,9 +581,26 @@ def _put_json(client: Any, bucket: str, key: str, report: Mapping[str, Any]) -> 
 
 
 def _remove_marker(client: Any, bucket: str, key: str) -> None:
-    """Delete a previous run's completion marker before overwriting any of its files."""
-    if head_destination(client, bucket, key) is None:
-        return  # nothing to delete: no s3:DeleteObject permission needed
+    """Delete a previous run's completion marker before overwriting any of its files.
+
+    Its HEAD is the copy's first read of the destination: a write-only policy stops here, in
+    words that say what the copy needs (it verifies every copied file by HEAD).
+    """
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code, status = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return  # nothing to delete: no s3:DeleteObject permission needed
+        if status == 403:
+            raise EopackError(
+                f"s3://{bucket}/{key}: HeadObject refused on the destination: copying a SAFE "
+                "needs s3:GetObject there to verify the copies (or set "
+                "destination.copy_safe: false and deliver the zip only)"
+            ) from None
+        raise destination_error(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, key) from None
     try:
         client.delete_object(Bucket=bucket, Key=key)
     except (ClientError, BotoCoreError) as exc:
