@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from eopack.demo.world import DemoWorld
 from eopack.jobs import end_process
 
 REPO = Path(__file__).resolve().parents[1]
+#: The region a SigV4 request is signed for (header or presigned query).
+_SIGNED_REGION = re.compile(r"Credential=[^/]+(?:/|%2F)\d{8}(?:/|%2F)([a-z0-9-]+)(?:/|%2F)s3")
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
 
 
@@ -163,6 +166,35 @@ class S3Net:
                 seen(environ)
                 number = len(seen.keys)
             return answer(number, seen.keys[-1], environ)
+
+        self.hook(hook)
+
+    def in_region(self, bucket: str, region: str) -> None:
+        """Answer for ``bucket`` as S3 does for a bucket in ``region``: a request signed for
+        another region gets 301 ``PermanentRedirect`` with ``x-amz-bucket-region`` and no
+        ``Location``; HeadBucket always names the region (moto accepts any region)."""
+
+        def hook(environ: dict[str, Any]) -> Intercept | None:
+            name, key = split_path(environ)
+            if name != bucket:
+                return None
+            signed = _SIGNED_REGION.search(
+                environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+            )
+            header = (("x-amz-bucket-region", region),)
+            if signed is None or signed.group(1) != region:
+                body = (
+                    "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
+                    "to access must be addressed using the specified endpoint.</Message>"
+                    f"<Bucket>{bucket}</Bucket></Error>"
+                ).encode()
+                status = "301 Moved Permanently"
+                return Intercept(
+                    answer=(status, (*header, ("Content-Type", "application/xml")), body)
+                )
+            if not key and environ.get("REQUEST_METHOD") == "HEAD":
+                return Intercept(answer=("200 OK", header, b""))
+            return None
 
         self.hook(hook)
 
