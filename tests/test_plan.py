@@ -12,6 +12,7 @@ from conftest import copy_workflow, run_snakemake
 from eopack.demo.s1world import DEMO_BUCKET
 from eopack.errors import EopackError
 from eopack.plan import Prices, write_plan
+from eopack.s3 import get_bytes, make_client, source_bucket
 from eopack.search.manifest import Product, write_manifest
 
 SOURCES = {DEMO_BUCKET: {"region": "eu-central-1", "requester_pays": True}}
@@ -142,12 +143,15 @@ def test_plan_asks_for_products_in_parallel_in_manifest_order(world, world_env, 
 # Without AWS credentials
 # --------------------------------------------------------------------------------------------
 
+#: Where boto3 looked and how to give credentials (eopack.s3.NO_CREDENTIALS, spelled out).
+LOOKED = (
+    "no AWS credentials found (looked in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+    "~/.aws/credentials and ~/.aws/config, and the instance or container role): export "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws configure` or `aws sso login`"
+)
 NO_CREDENTIALS = (
     "plan: source bucket sentinel-s1-l1c is requester pays, which needs signed requests, and "
-    "there are no AWS credentials found (looked in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-    "AWS_PROFILE, ~/.aws/credentials and ~/.aws/config, and the instance or container role): "
-    "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws configure` or "
-    "`aws sso login`"
+    f"there are {LOOKED}"
 )
 
 
@@ -233,3 +237,13 @@ def test_failed_plan_keeps_the_good_plan(world, no_credentials, tmp_path):
     assert lines == [f"eopack: {NO_CREDENTIALS}"], failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr and "NoCredentialsError" not in failed.stderr
     assert plan.read_bytes() == before
+    assert "Restored previous version of results/plan.tsv" in failed.stderr  # says what it kept
+
+
+def test_any_read_without_credentials_says_how_to_give_them(world, no_credentials):
+    """Jobs other than the plan (a SAFE's productInfo.json here) name the object and the fix,
+    not boto's NoCredentialsError."""
+    key = f"{world.products[0].prefix}/productInfo.json"
+    with pytest.raises(EopackError) as info:
+        get_bytes(make_client(), source_bucket(SOURCES, DEMO_BUCKET), key)
+    assert str(info.value) == f"s3://{DEMO_BUCKET}/{key}: {LOOKED}"

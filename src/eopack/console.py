@@ -37,6 +37,8 @@ _CHATTER = frozenset(
 #: How Snakemake reports a script that failed (``print_exception`` of a ``CalledProcessError``).
 _EXIT = re.compile(r"returned non-zero exit status (\d+)")
 _SIGNAL = re.compile(r"died with <Signals\.(\w+): \d+>")
+#: The rule in Snakemake's "Finished jobid: 12 (Rule: search)".
+_RULE = re.compile(r"\(Rule: (\w+)\)")
 
 
 @dataclass
@@ -114,7 +116,11 @@ class ConsoleHandler(LogHandlerBase):
         if event == LogEvent.SHELLCMD:
             return getattr(record, "shellcmd", None) or None  # `script:` rules have none
         if event == LogEvent.JOB_FINISHED:
-            self.finished.append(record.job_id)  # type: ignore[attr-defined]
+            jobid = record.job_id  # type: ignore[attr-defined]
+            if jobid not in self.jobs:  # its JOB_INFO was filtered out (--quiet rules)
+                named = _RULE.search(record.getMessage())
+                self.jobs[jobid] = _Job(rule=named[1] if named else f"job {jobid}", wildcards="")
+            self.finished.append(jobid)
             return None
         if event == LogEvent.PROGRESS:
             return self.render_finished(record)
