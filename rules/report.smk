@@ -44,13 +44,18 @@ rule report_footprints:
         aoi=lambda w: local(AOIS[w.aoi]),
         manifests=aoi_manifests,
     output:
-        report(
+        map=report(
             f"{REPORT_DIR}/footprints/{{aoi}}.png",
             caption="../report/footprints.rst",
             category="2. Areas of interest",
             subcategory="{aoi}",
             labels={"figure": "footprint map"},
         ),
+        # One map per date range, numbered as the AOI's (files only: not in the report).
+        ranges=[
+            f"{REPORT_DIR}/footprints/{{aoi}}/{start}_{end}.png"
+            for start, end in DATE_RANGES
+        ],
     log:
         "logs/report/footprints/{aoi}.log",
     conda:

@@ -736,9 +736,16 @@ def _check_upload(
 # --------------------------------------------------------------------------------------------
 
 
+#: How one run moved the bytes (uploaded or found there, in one part or many): logged, not kept.
+RUN_ONLY_KEYS = ("skipped", "multipart")
+
+
 def write_receipt(record: Mapping[str, Any], path: str | Path) -> None:
-    """A local JSON record of what was delivered where (stable key order)."""
-    write_json(path, record)
+    """A local JSON record of what was delivered where (stable key order).
+
+    Only facts about the object: two runs that deliver the same bytes write the same receipt,
+    whether this one uploaded them or found them there (that is in the job's log)."""
+    write_json(path, {k: v for k, v in record.items() if k not in RUN_ONLY_KEYS})
 
 
 def deliver_safe(
@@ -783,6 +790,8 @@ def deliver_zip(
         max_workers=max_workers,
         skip_existing=True,
     )
+    # The file it came from: publish_urls uploads the zip again from it if it goes missing.
+    record = {**record, "file": str(zip_path)}
     log.info(
         "%s -> %s (%d bytes, sha256 %s%s)",
         zip_path,

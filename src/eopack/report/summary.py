@@ -3,8 +3,9 @@ requester-pays terms, and how long and how much memory each step took, as one HT
 
 It is built from the workflow's own records: search manifests, ``plan.tsv`` (bytes and the
 requester-pays estimate), ``verify.json`` reports, the delivered zips or S3 receipts, the
-BigEarthNet index, and the job logs (their timestamps and the ``peak RSS`` line every job ends
-with). The page is self-contained (inline style, no script) so the report can embed it.
+BigEarthNet index, and the job logs (the ``job time`` and ``peak RSS`` lines every job ends
+with; a log without them is timed by its first and last timestamps). The page is
+self-contained (inline style, no script) so the report can embed it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from eopack.search.manifest import read_manifest
 
 LOG_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}) ")
 PEAK_RSS = re.compile(r"peak RSS (\d+) MB")
+JOB_TIME = re.compile(r"job time (\d+(?:\.\d+)?) s")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; font-size: 14px; color: #1e293b; background: #fff;
@@ -49,6 +51,9 @@ def human_bytes(size: float) -> str:
 
 
 def _seconds(value: float) -> str:
+    """Tenths below 10 s: most jobs of a small run take a second or less."""
+    if value < 10:
+        return f"{value:.1f} s"
     return f"{value:,.0f} s" if value < 120 else f"{value / 60:,.1f} min"
 
 
@@ -139,10 +144,13 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out + re.escape(pattern[pos:]) + "$")
 
 
-def log_times(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int | None]:
-    """First and last timestamp of a job log, and its ``peak RSS`` figure."""
+def log_times(
+    path: Path,
+) -> tuple[dt.datetime | None, dt.datetime | None, int | None, float | None]:
+    """First and last timestamp of a job log, its ``peak RSS`` and ``job time`` figures."""
     first = last = None
     peak = None
+    took = None
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             stamp = LOG_LINE.match(line)
@@ -153,7 +161,10 @@ def log_times(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int |
             rss = PEAK_RSS.search(line)
             if rss:
                 peak = int(rss.group(1))
-    return first, last, peak
+            job_time = JOB_TIME.search(line)
+            if job_time:
+                took = float(job_time.group(1))
+    return first, last, peak, took
 
 
 def step_times(
@@ -170,11 +181,12 @@ def step_times(
     for path in files:
         relative = f"{log_dir.name}/{path.relative_to(log_dir).as_posix()}"
         rule = next((r for r, regex in compiled if regex.match(relative)), "other")
-        first, last, peak = log_times(path)
+        first, last, peak, took = log_times(path)
         step = steps[rule]
         step.jobs += 1
         if first and last:
-            took = (last - first).total_seconds()
+            if took is None:  # a log of an older eopack: 1 s resolution
+                took = (last - first).total_seconds()
             step.seconds += took
             step.longest = max(step.longest, took)
             step.first = min(step.first or first, first)
@@ -346,8 +358,9 @@ def _jobs_section(page: Page, steps: Mapping[str, StepTimes]) -> None:
     if firsts and lasts:
         page.note(
             f"Job logs span {min(firsts):%Y-%m-%d %H:%M:%S} to {max(lasts):%Y-%m-%d %H:%M:%S} "
-            "(each job's latest run; times from log timestamps, 1 s resolution). Snakemake's own "
-            "runtime statistics are under Statistics."
+            "(each job's latest run). A job's time runs from its process's start to its end, "
+            "Python's start-up and imports included. Snakemake's own runtime statistics are "
+            "under Statistics."
         )
 
 
