@@ -13,11 +13,18 @@ rule report_summary:
         # Last of the run: its job table then covers every other job.
         figures=report_figures,
     output:
-        report(
+        summary=report(
             f"{REPORT_DIR}/summary.html",
             caption="../report/summary.rst",
             category="1. Run summary",
             labels={"page": "run summary"},
+        ),
+        # A record of this run (times, memory), so not under results/: see the caption.
+        job_times=report(
+            "logs/report/job_times.html",
+            caption="../report/job_times.rst",
+            category="1. Run summary",
+            labels={"page": "job times"},
         ),
     log:
         "logs/report/summary.log",

@@ -524,6 +524,28 @@ def test_s3_source_resumes_and_verifies(bucket, s3net, tmp_path):
     assert fetch(uri, dest, md5(data), client=object()).action == "present"  # no S3 call
 
 
+def test_s3_source_region_and_requester_pays_from_the_config(bucket, s3net, tmp_path):
+    """A mirror that bills the reader, in another region: both are bigearthnet settings."""
+    from eopack.bigearthnet.source import fetch_release_file
+
+    admin, name = bucket
+    data = random_bytes(200_000, seed=14)
+    admin.put_object(Bucket=name, Key="ben/metadata.parquet", Body=data)
+    admin.put_bucket_request_payment(
+        Bucket=name, RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    s3net.in_region(name, "us-west-2")
+    log = s3net.log(name)
+    cfg = {"source": f"s3://{name}/ben", "source_region": "us-west-2"}
+    with pytest.raises(EopackError, match="access denied"):
+        fetch_release_file(cfg, "metadata.parquet", md5(data), tmp_path / "a.parquet")
+    cfg["source_requester_pays"] = True
+    fetch_release_file(cfg, "metadata.parquet", md5(data), tmp_path / "b.parquet")
+    assert (tmp_path / "b.parquet").read_bytes() == data
+    assert log.headers[-1]["x-amz-request-payer"] == "requester"
+    assert "us-west-2/s3/aws4_request" in log.headers[-1]["authorization"]
+
+
 def test_s3_md5_mismatch_and_missing_object(bucket, tmp_path):
     admin, name = bucket
     data = random_bytes(200_000, seed=13)

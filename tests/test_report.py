@@ -104,9 +104,10 @@ def test_summary_counts_the_run(report_run):
     plan_total = (workdir / "results" / "plan.tsv").read_text().splitlines()[-1].split("\t")
     assert f"${float(plan_total[-1]):.6f}" in text  # the requester-pays estimate
     assert "7 of 7 ok" in text
+    jobs = (workdir / "logs" / "report" / "job_times.html").read_text(encoding="utf-8")
     for rule in ("rebuild_safe", "bigearthnet_render", "report_footprints", "search"):
-        assert f"<td>{rule}</td>" in text
-    assert "<td>other</td>" not in text  # every job log matched its rule's log pattern
+        assert f"<td>{rule}</td>" in jobs and f"<td>{rule}</td>" not in text
+    assert "<td>other</td>" not in jobs  # every job log matched its rule's log pattern
 
 
 def test_a_bad_quicklook_is_a_placeholder_not_a_failed_run(world, report_run, tmp_path):
@@ -212,8 +213,9 @@ def test_report_renders_every_figure_in_chromium(report_run, tmp_path_factory):
         browser.screenshot(shots / "caption.png")
 
     figures = {p.relative_to(workdir).as_posix() for p in _figures(workdir)}
-    assert set(seen) == figures | {"results/report/summary.html"}
-    assert seen["results/report/summary.html"] == "html"
+    pages = {"results/report/summary.html", "logs/report/job_times.html"}
+    assert set(seen) == figures | pages
+    assert all(seen[page] == "html" for page in pages)
 
 
 def _open_row(browser: Chromium, row: int) -> str:
@@ -231,7 +233,11 @@ def _check_shown(browser: Chromium, workdir: Path, path: str, shot: Path) -> str
             "document.readyState === 'complete' && document.body && document.body.innerText",
             context_id=context,
         )
-        assert "eopack run summary" in text and "requester-pays estimate" in text
+        expected = {  # each page's title and a line of its own
+            "results/report/summary.html": ("eopack run summary", "requester-pays estimate"),
+            "logs/report/job_times.html": ("eopack job times", "peak RSS (max)"),
+        }[path]
+        assert all(part in text for part in expected), (path, text[:500])
         browser.screenshot(shot)
         return "html"
     assert mime == "image/png", (path, mime)

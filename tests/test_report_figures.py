@@ -527,7 +527,7 @@ def test_job_times_are_the_jobs_own_not_whole_seconds_of_timestamps(tmp_path):
     steps = summary.step_times(logs, {"search": ["logs/search/{name}.log"]})
     assert steps["search"].seconds == pytest.approx(1.09)
     assert steps["search"].longest == pytest.approx(0.62)
-    html = summary.render_summary([], _empty_plan(tmp_path), [], [], {}, None, steps)
+    html = summary.render_job_times(steps)
     row = html[html.index("<td>search</td>") :].split("</tr>")[0]
     assert '<td class="n">1.1 s</td>' in row and "0.6 s" in row, row
     assert ">0 s<" not in html
@@ -573,15 +573,18 @@ def test_summary_page_from_the_run_records(tmp_path):
         },
         tmp_path / "no-logs",
         {},
+        job_times=tmp_path / "job_times.html",
     )
     text = out.read_text(encoding="utf-8")
+    jobs = (tmp_path / "job_times.html").read_text(encoding="utf-8")
+    assert "No job logs found." in jobs and "<script" not in jobs
+    assert "Jobs" not in text and "job times" in text  # a run record: not in the summary
     assert "<td>alps</td>" in text and "2023-07-01 to 2023-07-31" in text
     assert "$0.225400" in text  # requester-pays estimate
     assert "2.5 GB" in text and "1.2 MB" in text  # fetched, delivered
     assert "s3://dest/eo" in text
     assert "ok (1 re-encoded TIFFs)" in text and "1 of 1 ok" in text
     assert "patches: train" in text and ">1<" in text  # one skipped patch
-    assert "No job logs found." in text
     assert "<script" not in text
 
 

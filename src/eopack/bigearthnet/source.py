@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eopack.bigearthnet.fetch import ZENODO_FILES, fetch, parse_hashes, source_uri
+from eopack.bigearthnet.fetch import ZENODO_FILES, FetchResult, fetch, parse_hashes, source_uri
 from eopack.bigearthnet.index import Selection, list_products
 from eopack.bigearthnet.render import Stretch
 from eopack.bigearthnet.s1 import DbStretch
@@ -71,12 +71,31 @@ def archive_name(stem: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """The release folder and the md5 of each of its files."""
+    """The release folder and the md5 of each of its files.
+
+    ``region`` and ``requester_pays`` are for an ``s3://`` folder (a mirror may be in any
+    region, and may bill the reader); ``region`` None: ``AWS_DEFAULT_REGION``, else
+    eu-central-1 (a wrong one is corrected from S3's redirect, in one line).
+    """
 
     base: str
     md5s: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     retries: int = 5
+    region: str | None = None
+    requester_pays: bool = False
+
+    def fetch(self, uri: str, dest: str | Path, md5: str | None) -> FetchResult:
+        """:func:`eopack.bigearthnet.fetch.fetch` with this source's settings."""
+        return fetch(
+            uri,
+            dest,
+            md5,
+            timeout=self.timeout,
+            retries=self.retries,
+            region=self.region,
+            requester_pays=self.requester_pays,
+        )
 
     def uri(self, name: str) -> str:
         """URI (or local path) of release file ``name``."""
@@ -97,13 +116,13 @@ def _hashes_uri(base: str, hashes: str) -> str:
     return hashes if ("://" in hashes or "/" in hashes) else source_uri(base, hashes)
 
 
-def _load_hashes(uri: str, resources: Path, timeout: float, retries: int) -> dict[str, str]:
+def _load_hashes(uri: str, resources: Path, source: Source) -> dict[str, str]:
     """md5s listed in the hashes file at ``uri``, fetched once per URI into ``resources``."""
     local = resources / HASHES_CACHE
     stamp = resources / f"{HASHES_CACHE}.uri"
     if not (local.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
         local.unlink(missing_ok=True)
-        fetch(uri, local, None, timeout=timeout, retries=retries)
+        source.fetch(uri, local, None)
         stamp.write_text(uri, encoding="utf-8")
     try:
         text = local.read_text(encoding="utf-8")
@@ -120,7 +139,7 @@ def load_source(cfg: Mapping[str, Any], resources: str | Path) -> Source:
     md5s = {str(k): str(v).lower() for k, v in (cfg.get("md5s") or {}).items()}
     if cfg.get("hashes"):
         uri = _hashes_uri(source.base, cfg["hashes"])
-        md5s.update(_load_hashes(uri, resources, source.timeout, source.retries))
+        md5s.update(_load_hashes(uri, resources, source))
     return _configured(cfg, md5s)
 
 
@@ -130,6 +149,8 @@ def _configured(cfg: Mapping[str, Any], md5s: Mapping[str, str]) -> Source:
         md5s,
         float(cfg.get("timeout_s", 60)),
         int(cfg.get("retries", 5)),
+        cfg.get("source_region") or None,
+        bool(cfg.get("source_requester_pays", False)),
     )
 
 
@@ -143,9 +164,7 @@ def fetch_verified(source: Source, name: str, dest: str | Path) -> Path:
 
     On an md5 mismatch nothing is left at ``dest`` (see :func:`eopack.bigearthnet.fetch.fetch`).
     """
-    result = fetch(
-        source.uri(name), dest, source.md5(name), timeout=source.timeout, retries=source.retries
-    )
+    result = source.fetch(source.uri(name), dest, source.md5(name))
     log.info("%s: %s (%d bytes, md5 %s)", name, result.action, result.size, result.md5)
     return Path(dest)
 

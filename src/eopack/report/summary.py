@@ -26,6 +26,8 @@ from eopack.fsutil import atomic_write_bytes
 from eopack.search.manifest import read_manifest
 
 LOG_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}) ")
+#: Where the job times page goes: a run record, so under logs/ (results/ are reproducible).
+JOB_TIMES_PAGE = "logs/report/job_times.html"
 PEAK_RSS = re.compile(r"peak RSS (\d+) MB")
 JOB_TIME = re.compile(r"job time (\d+(?:\.\d+)?) s")
 
@@ -371,9 +373,8 @@ def render_summary(
     deliveries: Sequence[str | Path],
     prices: Mapping[str, float],
     bigearthnet: Mapping[str, Any] | None,
-    steps: Mapping[str, StepTimes],
 ) -> str:
-    """The summary page as HTML text."""
+    """The summary page as HTML text: what the run made, the same on every run that makes it."""
     page = Page()
     _search_section(page, manifests)
     _safe_section(page, plan, verify, deliveries, prices)
@@ -385,8 +386,18 @@ def render_summary(
             bigearthnet.get("datasets", ()),
             bigearthnet.get("downloads", ()),
         )
-    _jobs_section(page, steps)
+    page.note(
+        f"Job times and memory are on the page \u201cjob times\u201d ({JOB_TIMES_PAGE}): a "
+        "record of this run, kept out of results/, which two runs make byte for byte the same."
+    )
     return page.html("eopack run summary")
+
+
+def render_job_times(steps: Mapping[str, StepTimes]) -> str:
+    """The job times page (per rule: jobs, time, peak RSS) as HTML text: differs every run."""
+    page = Page()
+    _jobs_section(page, steps)
+    return page.html("eopack job times")
 
 
 def write_summary(
@@ -400,9 +411,12 @@ def write_summary(
     log_dir: str | Path,
     log_patterns: Mapping[str, Sequence[str]],
     exclude: str | Path | None = None,
+    job_times: str | Path | None = None,
 ) -> None:
-    """Gather the run's records and write the summary page atomically (``exclude``: a log to
-    leave out, the summary job's own)."""
-    steps = step_times(log_dir, log_patterns, exclude)
-    text = render_summary(manifests, plan, verify, deliveries, prices, bigearthnet, steps)
+    """Gather the run's records and write the summary page atomically, and the job times page
+    to ``job_times`` (``exclude``: a log to leave out, the summary job's own)."""
+    text = render_summary(manifests, plan, verify, deliveries, prices, bigearthnet)
     atomic_write_bytes(out, text.encode("utf-8"))
+    if job_times is not None:
+        steps = step_times(log_dir, log_patterns, exclude)
+        atomic_write_bytes(job_times, render_job_times(steps).encode("utf-8"))
