@@ -16,9 +16,10 @@ import hashlib
 import json
 import os
 
-from conftest import DEMO_ARGS, copy_workflow, result_hashes, run_snakemake
+from conftest import DEMO_ARGS, copy_workflow, run_snakemake
 
 from eopack.demo.faults import KINDS, Faults
+from eopack.demo.killchain import result_hashes
 from eopack.demo.world import PUBLISH_BUCKET
 
 RATE, SEED, MAX_RUNS = 0.25, 7, 4
