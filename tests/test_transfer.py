@@ -24,7 +24,7 @@ import pytest
 from eopack.demo.s1world import DEMO_BUCKET
 from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
-from eopack.s3 import SourceBucket, make_client
+from eopack.s3 import SourceBucket, get_bytes, make_client
 from eopack.safe.s1 import rebuild_safe
 from eopack.transfer import (
     MiB,
@@ -227,7 +227,7 @@ def test_md5_false_single_stream_and_finished_file(source, s3net, tmp_path, monk
 KILLED_DOWNLOAD = """
 import sys
 from pathlib import Path
-from eopack.s3 import SourceBucket, make_client
+from eopack.s3 import SourceBucket, get_bytes, make_client
 from eopack.transfer import TransferConfig, download_file
 
 bucket, key, dest = sys.argv[1:4]
@@ -321,6 +321,27 @@ def test_broken_stream_is_resumed_in_process(source, s3net, tmp_path):
     assert log.ranges[0] is None and len(log.ranges) == 2
     assert MiB <= resumed_from(log.ranges[1], 3 * MiB - 1) <= CUT
     assert {h["if-match"].strip('"') for h in log.headers} == {md5(data)}
+
+
+def test_small_object_read_again_when_its_body_breaks(source, s3net):
+    """productInfo.json and manifest.safe are read whole (get_bytes): a connection reset after
+    the headers failed the product's job (IncompleteRead; seen in the fault runs)."""
+    data = random_bytes(20_000, seed=12)
+    source.put("productInfo.json", data)
+    log = s3net.log(source.bucket.name)
+    s3net.on_get(source.bucket.name, lambda n, *_: Intercept(cut_after=250) if n <= 2 else None)
+    assert get_bytes(make_client(REGION), source.bucket, "productInfo.json") == data
+    assert len(log.keys) == 3
+
+
+def test_small_object_breaking_every_time_is_one_line(source, s3net):
+    source.put("manifest.safe", random_bytes(20_000, seed=13))
+    s3net.on_get(source.bucket.name, lambda *_: Intercept(cut_after=250))
+    with pytest.raises(EopackError) as info:
+        get_bytes(make_client(REGION), source.bucket, "manifest.safe")
+    message = str(info.value)
+    assert message.startswith(f"s3://{source.bucket.name}/manifest.safe: download kept failing (")
+    assert "\n" not in message
 
 
 def test_a_body_breaking_every_time_is_a_clear_error(source, s3net, tmp_path):

@@ -6,7 +6,9 @@ endpoint (MinIO, the local demo server) is set the boto3 way: ``AWS_ENDPOINT_URL
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,9 +16,19 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from eopack.errors import EopackError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     pass
@@ -154,10 +166,31 @@ def describe_error(exc: Exception, bucket: str, key: str) -> EopackError:
     return EopackError(f"{uri}: {type(exc).__name__}: {exc}")
 
 
+#: A response body that broke after its headers: botocore retries requests, not bodies.
+TRANSIENT_STREAM_ERRORS = (
+    ResponseStreamingError,
+    ReadTimeoutError,
+    IncompleteReadError,
+    ConnectionClosedError,
+)
+#: Whole-object reads of a small object whose body broke (then one line names the object).
+GET_ATTEMPTS = 5
+
+
 def get_bytes(client: Any, bucket: SourceBucket, key: str) -> bytes:
-    """Read a small object whole (productInfo.json, manifest.safe)."""
-    try:
-        response = client.get_object(Bucket=bucket.name, Key=key, **bucket.extra_args)
-        return response["Body"].read()
-    except (ClientError, BotoCoreError) as exc:
-        raise describe_error(exc, bucket.name, key) from None
+    """Read a small object whole (productInfo.json, manifest.safe), again when its body breaks
+    mid-way (a reset connection: seen in the fault runs, docs/reliability.md)."""
+    for attempt in range(1, GET_ATTEMPTS + 1):
+        try:
+            response = client.get_object(Bucket=bucket.name, Key=key, **bucket.extra_args)
+            return response["Body"].read()
+        except TRANSIENT_STREAM_ERRORS as exc:
+            if attempt == GET_ATTEMPTS:
+                raise EopackError(
+                    f"s3://{bucket.name}/{key}: download kept failing ({exc})"
+                ) from None
+            log.warning("s3://%s/%s: read broke (%s); reading it again", bucket.name, key, exc)
+            time.sleep(0.1 * 2**attempt)
+        except (ClientError, BotoCoreError) as exc:
+            raise describe_error(exc, bucket.name, key) from None
+    raise AssertionError("unreachable")

@@ -33,19 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.archive import DeterministicZipWriter, safe_top, sensing_time
 from eopack.deliver import abort_stale_uploads, abort_upload, destination_error, is_forbidden
 from eopack.errors import EopackError
-from eopack.s3 import SourceBucket, describe_error
+from eopack.s3 import TRANSIENT_STREAM_ERRORS, SourceBucket, describe_error
 from eopack.safe.manifest import failure_line, parse_manifest_bytes
 from eopack.transfer import STREAM_ATTEMPTS
 
@@ -62,7 +55,6 @@ MANIFEST = "manifest.safe"
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 MEASUREMENT_CHECK = "tiff_header"
 OK_STATUSES = ("ok", "ok_reencoded")
-_TRANSIENT = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError, ConnectionClosedError)
 
 
 @dataclass(frozen=True)
@@ -172,7 +164,7 @@ def _object_chunks(
                 if received > obj.size:
                     raise EopackError(f"{uri}: more bytes than the {obj.size} listed")
                 yield data
-        except _TRANSIENT as exc:
+        except TRANSIENT_STREAM_ERRORS as exc:
             if attempt == STREAM_ATTEMPTS:
                 raise EopackError(f"{uri}: download kept failing ({exc})") from None
             log.warning("%s: stream broke at byte %d (%s); resuming", uri, received, exc)
