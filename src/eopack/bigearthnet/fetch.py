@@ -184,7 +184,7 @@ def _mismatch(name: str, source: str, expected: str, got: str, advice: str) -> E
     )
 
 
-_REFETCH = "the download was deleted, run again to fetch it anew"
+_REFETCH = "the download was discarded, run again to fetch it anew"
 
 
 def _already_there(dest: Path, expected: str | None, keep: bool) -> FetchResult | None:
@@ -668,7 +668,7 @@ def _fetch_local(
             log.info("%s: copying to %s", src, dest)
             size, got = _copy_hashing(src, fd, _Meter(str(src), progress_step))
         if expected is not None and got != expected:
-            advice = "nothing was written; the local copy or the configured hash is wrong"
+            advice = "nothing was copied; the local copy or the configured hash is wrong"
             raise _mismatch(dest.name, str(src), expected, got or "?", advice)
         os.replace(tmp, dest)
     finally:

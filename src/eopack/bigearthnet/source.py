@@ -12,8 +12,12 @@ published values are in ``config/config.yaml``) and/or from a hashes file
 files key by key, so the real release's ``md5s`` of ``config/config.yaml`` are still there when
 another config file points at another release's hashes file; ``md5s`` only fill in names the
 file does not list. A file without an md5 is an error: nothing is downloaded unverified (only
-the hashes file itself, fetched once into ``resources/bigearthnet/hashes.txt`` and again when
-its URI changes).
+the hashes file itself, fetched once per address into the cache and linked to
+``resources/bigearthnet/hashes.txt``).
+
+Every file lands in the download cache first (:mod:`eopack.bigearthnet.cache`, by md5) and is
+hard-linked from there to ``resources/bigearthnet/<name>``: a changed md5, a failed download or
+Snakemake's clean-up of a job's output never deletes a file that verified once.
 
 :func:`prepare_inputs` runs while Snakemake builds the DAG: the S2 product folders, one render
 job each, come from the metadata, so the metadata parquet files (4 MB) are fetched then, not by
@@ -23,16 +27,19 @@ a job (no checkpoint needed). fetch's md5 stamp spares re-reading them on later 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eopack.bigearthnet.fetch import ZENODO_FILES, fetch, parse_hashes, source_uri
+from eopack.bigearthnet.cache import DownloadCache, cache_root, human_size, link_or_copy
+from eopack.bigearthnet.fetch import ZENODO_FILES, parse_hashes, redact_uri, source_uri
 from eopack.bigearthnet.index import Selection, list_products
 from eopack.bigearthnet.render import Stretch
 from eopack.bigearthnet.s1 import DbStretch
 from eopack.errors import EopackError
+from eopack.fsutil import atomic_write_bytes
 
 __all__ = [
     "ARCHIVES",
@@ -77,6 +84,8 @@ class Source:
     md5s: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     retries: int = 5
+    region: str | None = None  # s3:// sources; None: AWS_DEFAULT_REGION, else eu-central-1
+    requester_pays: bool = False  # s3:// sources: send x-amz-request-payer: requester
 
     def uri(self, name: str) -> str:
         """URI (or local path) of release file ``name``."""
@@ -92,24 +101,51 @@ class Source:
                 "bigearthnet.hashes at the release's hashes.txt"
             ) from None
 
+    def fetch_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`eopack.bigearthnet.fetch.fetch` for this source."""
+        return {
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "region": self.region,
+            "requester_pays": self.requester_pays,
+        }
+
 
 def _hashes_uri(base: str, hashes: str) -> str:
     return hashes if ("://" in hashes or "/" in hashes) else source_uri(base, hashes)
 
 
-def _load_hashes(uri: str, resources: Path, timeout: float, retries: int) -> dict[str, str]:
-    """md5s listed in the hashes file at ``uri``, fetched once per URI into ``resources``."""
+def _load_hashes(uri: str, resources: Path, source: Source) -> dict[str, str]:
+    """md5s listed in the hashes file at ``uri``: fetched once per address into the cache, then
+    copied to ``resources/hashes.txt`` (the one in use; ``hashes.txt.uri`` says where from).
+
+    A failed fetch leaves both as they were and says which hashes file is kept."""
     local = resources / HASHES_CACHE
     stamp = resources / f"{HASHES_CACHE}.uri"
-    if not (local.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
-        local.unlink(missing_ok=True)
-        fetch(uri, local, None, timeout=timeout, retries=retries)
-        stamp.write_text(uri, encoding="utf-8")
+    cache = DownloadCache(cache_root(resources))
+    cached = cache.hashes_path(uri)
+    adopt = not cached.is_file() and local.is_file() and stamp.is_file()
+    if adopt and stamp.read_text(encoding="utf-8") == uri:  # fetched before the cache existed
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, cached)
+        (cached.parent / "uri").write_text(uri, encoding="utf-8")
     try:
-        text = local.read_text(encoding="utf-8")
+        cached, how = cache.fetch_hashes(uri, **source.fetch_options())
+    except EopackError as exc:
+        kept = "nothing was kept"
+        if local.is_file() and stamp.is_file():
+            kept = f"{local} (from {redact_uri(stamp.read_text(encoding='utf-8'))}) is kept"
+        raise EopackError(f"bigearthnet.hashes: {exc}; {kept}") from None
+    try:
+        text = cached.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise EopackError(f"bigearthnet.hashes: cannot read {local} ({exc})") from None
-    return parse_hashes(text, f"bigearthnet.hashes ({uri})")
+        raise EopackError(f"bigearthnet.hashes: cannot read {cached} ({exc})") from None
+    md5s = parse_hashes(text, f"bigearthnet.hashes ({redact_uri(uri)})")
+    link_or_copy(cached, local)  # nothing to do when it already is the cached one
+    if not (stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
+        atomic_write_bytes(stamp, uri.encode("utf-8"))
+    log.debug("bigearthnet.hashes: %s %s", redact_uri(uri), how)
+    return md5s
 
 
 def load_source(cfg: Mapping[str, Any], resources: str | Path) -> Source:
@@ -120,7 +156,7 @@ def load_source(cfg: Mapping[str, Any], resources: str | Path) -> Source:
     md5s = {str(k): str(v).lower() for k, v in (cfg.get("md5s") or {}).items()}
     if cfg.get("hashes"):
         uri = _hashes_uri(source.base, cfg["hashes"])
-        md5s.update(_load_hashes(uri, resources, source.timeout, source.retries))
+        md5s.update(_load_hashes(uri, resources, source))
     return _configured(cfg, md5s)
 
 
@@ -130,24 +166,50 @@ def _configured(cfg: Mapping[str, Any], md5s: Mapping[str, str]) -> Source:
         md5s,
         float(cfg.get("timeout_s", 60)),
         int(cfg.get("retries", 5)),
+        cfg.get("region") or None,
+        bool(cfg.get("requester_pays", False)),
     )
 
 
 def fetch_release_file(cfg: Mapping[str, Any], name: str, md5: str, dest: str | Path) -> Path:
-    """Fetch release file ``name`` from the configured source to ``dest``, verified by ``md5``."""
+    """Fetch release file ``name`` from the configured source to ``dest``, verified by ``md5``.
+
+    The cache is ``cache/`` beside ``dest`` (so the fetch job's rule and script need not name
+    it: a changed param or script would make Snakemake fetch again).
+    """
     return fetch_verified(_configured(cfg, {name: md5}), name, dest)
 
 
 def fetch_verified(source: Source, name: str, dest: str | Path) -> Path:
-    """``dest`` holding release file ``name`` with its md5 (nothing moves if it already does).
+    """``dest`` holding release file ``name`` with its md5, as a hard link of its cache entry
+    (downloaded into the cache first if it is not there).
 
-    On an md5 mismatch nothing is left at ``dest`` (see :func:`eopack.bigearthnet.fetch.fetch`).
+    On a failure ``dest`` and every cache entry stay as they were, and the message says what
+    the cache keeps of ``name`` (path, size, md5).
     """
-    result = fetch(
-        source.uri(name), dest, source.md5(name), timeout=source.timeout, retries=source.retries
-    )
-    log.info("%s: %s (%d bytes, md5 %s)", name, result.action, result.size, result.md5)
-    return Path(dest)
+    dest = Path(dest)
+    md5 = source.md5(name)
+    cache = DownloadCache(cache_root(dest.parent))
+    entry = cache.lookup(name, md5) or cache.adopt(dest, name, md5)
+    if entry is not None:
+        how = "from the cache, no download"
+    else:
+        entry, how = cache.fetch(source.uri(name), name, md5, **source.fetch_options())
+    linked = cache.link(entry, dest)
+    log.info("%s: %s; %s %s, %s to %s", name, how, entry.path, _size(entry.size), linked, dest)
+    others = [e for e in cache.entries(name) if e.md5 != md5]
+    if others:
+        log.info(
+            "%s: other versions kept in the cache (eopack bigearthnet-cache prune removes "
+            "them): %s",
+            name,
+            "; ".join(e.describe() for e in others),
+        )
+    return dest
+
+
+def _size(size: int) -> str:
+    return f"({human_size(size)})"
 
 
 @dataclass(frozen=True)
