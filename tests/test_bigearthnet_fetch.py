@@ -30,6 +30,7 @@ from eopack.bigearthnet.fetch import (
     redact_uri,
     source_uri,
 )
+from eopack.bigearthnet.source import fetch_release_file
 from eopack.demo.s3server import Intercept
 from eopack.demo.service import WsgiService
 from eopack.errors import EopackError
@@ -534,6 +535,47 @@ def test_s3_md5_mismatch_and_missing_object(bucket, tmp_path):
     assert leftovers(dest) == []
     with pytest.raises(EopackError, match=f"s3://{name}/nope.parquet: object not found"):
         fetch(f"s3://{name}/nope.parquet", tmp_path / "nope.parquet", None)
+
+
+def test_s3_source_region_and_requester_pays_come_from_the_config(bucket, s3net, tmp_path):
+    """bigearthnet.region and .requester_pays reach every request (the server's hooks see the
+    signature's region and the header); the server refuses an unpaid requester-pays read."""
+    admin, name = bucket
+    data = random_bytes(300_000, seed=15)
+    admin.put_object(Bucket=name, Key="ben/metadata.parquet", Body=data)
+    admin.put_bucket_request_payment(
+        Bucket=name, RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    seen: list[dict[str, str]] = []
+
+    def record(environ: dict[str, Any]) -> None:
+        if environ.get("PATH_INFO", "").lstrip("/").startswith(f"{name}/ben/"):
+            seen.append(
+                {
+                    "method": environ["REQUEST_METHOD"],
+                    "payer": environ.get("HTTP_X_AMZ_REQUEST_PAYER", ""),
+                    "authorization": environ.get("HTTP_AUTHORIZATION", ""),
+                }
+            )
+
+    s3net.hook(record)
+    cfg = {"source": f"s3://{name}/ben"}
+    with pytest.raises(EopackError) as refused:
+        fetch_release_file(cfg, "metadata.parquet", md5(data), tmp_path / "a/metadata.parquet")
+    assert str(refused.value).startswith(
+        f"s3://{name}/ben/metadata.parquet: access denied (check AWS credentials; a "
+        "requester-pays bucket needs bigearthnet.requester_pays: true)"
+    )
+    assert seen and all(r["payer"] == "" for r in seen)
+    assert all("/eu-central-1/s3/aws4_request" in r["authorization"] for r in seen), seen
+    seen.clear()
+    cfg |= {"region": "us-west-2", "requester_pays": True}
+    dest = tmp_path / "b" / "metadata.parquet"
+    fetch_release_file(cfg, "metadata.parquet", md5(data), dest)
+    assert dest.read_bytes() == data
+    assert {r["method"] for r in seen} >= {"GET"}
+    assert all(r["payer"] == "requester" for r in seen), seen
+    assert all("/us-west-2/s3/aws4_request" in r["authorization"] for r in seen), seen
 
 
 # --- local paths -----------------------------------------------------------------------------

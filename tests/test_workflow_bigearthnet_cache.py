@@ -67,6 +67,25 @@ def tree_fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
     }
 
 
+def files_by_inode(folder: Path) -> dict[int, str]:
+    """Inode -> SHA-256 of every file under ``folder`` (the whole tree, whatever its layout)."""
+    return {
+        p.stat().st_ino: sha256(p) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+    }
+
+
+def held(path: Path) -> dict[int, str]:
+    """What ``path`` (a file, or a folder through its link) holds now, by inode."""
+    real = Path(os.path.realpath(path))
+    return files_by_inode(real) if real.is_dir() else {real.stat().st_ino: sha256(real)}
+
+
+def survivors(workdir: Path, before: dict[int, str]) -> dict[int, str]:
+    """The part of ``before`` still somewhere under resources/bigearthnet, unchanged or not."""
+    now = files_by_inode(workdir / RES)
+    return {ino: now[ino] for ino in before if ino in now}
+
+
 def cache_entry(workdir: Path, md5: str, name: str) -> Path:
     return workdir / RES / "cache" / "md5" / md5 / name
 
@@ -102,11 +121,8 @@ def test_a_wrong_md5_keeps_the_verified_archive_and_its_extraction(
 ):
     workdir, md5s, fresh = demo_run
     good = md5s[S2]
-    entry = cache_entry(workdir, good, S2)
-    tree = extracted_tree(workdir, good, "BigEarthNet-S2")
-    before, tree_before = fingerprint(entry), tree_fingerprint(tree)
-    assert (workdir / RES / S2).stat().st_ino == before[0]  # the output is a hard link
-    assert os.path.realpath(workdir / RES / "extracted/BigEarthNet-S2") == str(tree)
+    archive_held = held(workdir / RES / S2)
+    tree_held = held(workdir / RES / "extracted/BigEarthNet-S2")
 
     wrong = "0" * 32
     if how == "md5s":
@@ -117,6 +133,13 @@ def test_a_wrong_md5_keeps_the_verified_archive_and_its_extraction(
         bad = write_config(tmp_path / "bad.yaml", {"hashes": str(hashes)})
     proc = bigearthnet(workdir, world.env(), "config/demo.yaml", bad)
     assert proc.returncode != 0
+    assert survivors(workdir, archive_held) == archive_held  # the verified archive, untouched
+    assert survivors(workdir, tree_held) == tree_held  # and what was extracted from it
+    entry = cache_entry(workdir, good, S2)  # where they are: the cache
+    tree = extracted_tree(workdir, good, "BigEarthNet-S2")
+    before, tree_before = fingerprint(entry), tree_fingerprint(tree)
+    assert archive_held == {before[0]: before[2]}
+    assert tree_held == dict(tree_before.values())
     lines = eopack_lines(proc)
     size = human_size(entry.stat().st_size)
     assert lines[0] == (
@@ -125,8 +148,6 @@ def test_a_wrong_md5_keeps_the_verified_archive_and_its_extraction(
         f"it anew; kept in the cache: {RES}/cache/md5/{good}/{S2} ({size}, md5 {good})"
     ), lines
     assert "nothing was written" not in proc.stderr
-    assert fingerprint(entry) == before
-    assert tree_fingerprint(tree) == tree_before
     assert not list((workdir / RES / "cache" / "incoming").rglob("*"))
 
     # Back to the right md5: no download, no extraction, same bytes.
@@ -141,7 +162,8 @@ def test_a_wrong_md5_keeps_the_verified_archive_and_its_extraction(
     )
     assert "extracted tree from the cache" in extract_log(workdir, "BigEarthNet-S2")
     assert fingerprint(entry) == before and tree_fingerprint(tree) == tree_before
-    assert (workdir / RES / S2).stat().st_ino == before[0]
+    assert (workdir / RES / S2).stat().st_ino == before[0]  # the output is a hard link
+    assert os.path.realpath(workdir / RES / "extracted/BigEarthNet-S2") == str(tree)
     print(f"\nfresh run {fresh:.1f} s, rerun after the md5 came back {rerun:.1f} s")
 
 
@@ -154,6 +176,7 @@ def test_a_hashes_txt_missing_from_the_source_keeps_the_one_in_use(world, tmp_pa
     missing = write_config(tmp_path / "missing.yaml", {"hashes": "no-such-hashes.txt"})
     proc = bigearthnet(workdir, world.env(), "config/demo.yaml", missing, args=("-n",))
     assert proc.returncode != 0
+    assert hashes.is_file() and hashes.read_bytes() == before
     uri = world.bigearthnet_uri
     assert eopack_lines(proc) == [
         f"eopack: bigearthnet.hashes: {uri}/no-such-hashes.txt: object not found; "
@@ -174,6 +197,7 @@ def test_hashes_null_keeps_the_verified_metadata(world, tmp_path):
     null = write_config(tmp_path / "null.yaml", {"hashes": None})
     proc = bigearthnet(workdir, world.env(), "config/demo.yaml", null, args=("-n",))
     assert proc.returncode != 0
+    assert metadata.is_file() and fingerprint(metadata) == before
     lines = eopack_lines(proc)
     assert len(lines) == 1 and lines[0].startswith("eopack: metadata.parquet: md5 mismatch"), lines
     assert lines[0].endswith(
@@ -197,9 +221,8 @@ def test_a_truncated_archive_with_its_md5_keeps_the_good_archive_and_extraction(
     assert proc.returncode == 0, proc.stderr[-3000:]
     md5s = load_hashes(release.root / "hashes.txt")
     good = md5s[S2]
-    entry = cache_entry(workdir, good, S2)
-    tree = extracted_tree(workdir, good, "BigEarthNet-S2")
-    before, tree_before = fingerprint(entry), tree_fingerprint(tree)
+    archive_held = held(workdir / RES / S2)
+    tree_held = held(workdir / RES / "extracted/BigEarthNet-S2")
     pngs = sha256(workdir / "results/bigearthnet/bigearthnet_pngs.zip")
 
     archive = release.root / S2
@@ -212,11 +235,16 @@ def test_a_truncated_archive_with_its_md5_keeps_the_good_archive_and_extraction(
     hashes.write_text(good_hashes.replace(good, hashlib.md5(cut).hexdigest()), encoding="ascii")
     proc = bigearthnet(workdir, None, cfg)
     assert proc.returncode != 0
+    assert survivors(workdir, archive_held) == archive_held
+    assert survivors(workdir, tree_held) == tree_held
+    entry = cache_entry(workdir, good, S2)
+    tree = extracted_tree(workdir, good, "BigEarthNet-S2")
+    before, tree_before = fingerprint(entry), tree_fingerprint(tree)
+    assert archive_held == {before[0]: before[2]}
+    assert tree_held == dict(tree_before.values())
     lines = eopack_lines(proc)
     assert lines and f"{S2}: the archive ends" in lines[0], lines
     assert lines[0].endswith(f"kept in the cache: {tree.relative_to(workdir)}"), lines
-    assert fingerprint(entry) == before
-    assert tree_fingerprint(tree) == tree_before
 
     shutil.move(tmp_path / "good.tar.zst", archive)
     hashes.write_text(good_hashes, encoding="ascii")

@@ -615,7 +615,15 @@ def _fetch_s3(
     if resumed:
         log.info("%s: resuming at %s", uri, _human(resumed))
     log.info("%s: downloading to %s", uri, dest)
-    size, got = download_file(client or make_client(region), bucket, key, dest)
+    try:
+        size, got = download_file(client or make_client(region), bucket, key, dest)
+    except EopackError as exc:
+        if requester_pays or "access denied" not in str(exc):
+            raise
+        raise EopackError(
+            f"{uri}: access denied (check AWS credentials; a requester-pays bucket needs "
+            "bigearthnet.requester_pays: true)"
+        ) from None
     if got is None:  # the transfer was configured not to hash
         _, got = file_md5(dest)
     if expected is not None and got != expected:
