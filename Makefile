@@ -7,8 +7,9 @@ CORES  ?= 2
 
 .PHONY: install system-deps demo test lint format clean lock
 # Debian tools the tests use, as command:package: Info-ZIP zip/unzip cross-check eopack's
-# archives; chromium (headless) opens the Snakemake report in tests/test_report.py.
-DEB_TOOLS := zip:zip unzip:unzip chromium:chromium
+# archives; chromium (headless) opens the Snakemake report in tests/test_report.py; QEMU's
+# user-mode emulator runs the PNG encoder on older CPU models in tests/test_png_cpu.py.
+DEB_TOOLS := zip:zip unzip:unzip chromium:chromium qemu-x86_64:qemu-user
 # SLURM's daemons and clients and munge: a real single-node cluster for
 # tests/test_workflow_slurm.py. Only root can run it (the test skips otherwise), so only root
 # must have them.

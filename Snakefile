@@ -71,6 +71,11 @@ rule all:
 add_batch_resources(workflow.rules)
 
 
+# Before any job of a real run: a missing publish bucket stops it while every receipt is there.
+onstart:
+    check_publish_before_jobs()
+
+
 # Snakemake's rate limiter leaves a timer that holds the exit for up to 1 s (eopack.scheduler).
 onsuccess:
     cancel_scheduler_timers()

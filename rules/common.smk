@@ -7,7 +7,7 @@ from eopack.bigearthnet.source import S1_ARCHIVE, archive_name, archives, prepar
 from eopack.config import check_config
 from eopack.deliver import S3Destination, check_not_source, parse_destination
 from eopack.errors import EopackError
-from eopack.publish import publish_settings
+from eopack.publish import check_publish_bucket, publish_settings
 from eopack.report.products import describe_product
 from eopack.resources import runtime_minutes
 from eopack.search.manifest import aoi_product_ids, ids_in_collections
@@ -263,6 +263,19 @@ def publish_receipts(wildcards):
         names = [Path(path).name for path in bigearthnet_targets(wildcards)]
         receipts += [f"results/publish/bigearthnet/{name}.json" for name in names]
     return receipts
+
+
+def check_publish_before_jobs():
+    """onstart (real runs only, before any job): when publishing jobs are to run, one
+    HeadBucket of publish.uri's bucket, so a missing bucket stops the run before Snakemake
+    removes any receipt of a job it would run again (eopack.publish.check_publish_bucket).
+    """
+    rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    if PUBLISH.enabled and rules & {"publish_upload", "publish_urls"}:
+        try:
+            check_publish_bucket(PUBLISH)
+        except EopackError as err:
+            sys.exit(f"eopack: {err}")
 
 
 def publish_source(wildcards):

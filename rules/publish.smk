@@ -1,6 +1,8 @@
 # Publishing (README, "Publishing"): results uploaded to publish.uri, then presigned GET URLs in
 # results/publish/urls.tsv. Receipts hold no URL (URLs expire); urls.tsv is signed afresh from
-# them by publish_urls: `snakemake --forcerun publish_urls` refreshes it and uploads nothing.
+# them by publish_urls, which first uploads again every object found missing or changed, from
+# the file its receipt names: `snakemake --forcerun publish_urls` refreshes the URLs and uploads
+# nothing while every object is there.
 
 
 wildcard_constraints:
@@ -45,6 +47,8 @@ rule publish_urls:
     params:
         expires_s=PUBLISH.expires_s,
         max_expires_s=PUBLISH.max_expires_s,
+        # Objects found missing are uploaded again here, never into a source bucket.
+        source_buckets=PUBLISH.source_buckets,
     script:
         "../scripts/publish_urls.py"
 

@@ -1,4 +1,5 @@
-"""Snakemake adapter: publish and delivery receipts -> results/publish/urls.tsv (fresh URLs)."""
+"""Snakemake adapter: publish and delivery receipts -> results/publish/urls.tsv (fresh URLs),
+missing or changed objects uploaded again first."""
 
 from eopack.jobs import run_job
 from eopack.publish import write_urls
@@ -10,4 +11,6 @@ run_job(
     snakemake.output[0],
     expires_s=snakemake.params.expires_s,
     max_expires_s=snakemake.params.max_expires_s,
+    source_buckets=snakemake.params.source_buckets,
+    max_workers=snakemake.config["transfer"]["max_workers"],
 )

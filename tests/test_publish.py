@@ -309,33 +309,97 @@ def test_urls_download_the_published_bytes(published, tmp_path):
         assert start + dt.timedelta(seconds=900) <= expires <= end + dt.timedelta(seconds=900)
 
 
-def test_urls_for_a_missing_object_keep_the_previous_file(world, published, tmp_path):
-    bucket, _, receipts = published
-    output = tmp_path / "urls.tsv"
-    write_urls(receipts, output, 600, 43200)
-    before = output.read_bytes()
-    world.client().delete_object(Bucket=bucket, Key="share/bigearthnet/index.csv")
-    with pytest.raises(EopackError) as info:
-        write_urls(receipts, output, 600, 43200)
-    receipt = tmp_path / "receipts" / "bigearthnet" / "index.csv.json"
-    assert str(info.value) == (
-        f"s3://{bucket}/share/bigearthnet/index.csv: published object not found; "
-        f"delete {receipt} and run again to upload it"
-    )
-    assert output.read_bytes() == before
+def test_every_missing_or_changed_object_is_uploaded_again_in_one_run(
+    world, published, tmp_path, caplog
+):
+    """Deleted objects (a lifecycle rule, a restarted server) and an overwritten one: one run
+    names them all, uploads them again from the files their receipts name, updates those
+    receipts and signs URLs that serve the right bytes."""
+    bucket, files, receipts = published
+    client = world.client()
+    client.delete_object(Bucket=bucket, Key="share/bigearthnet/index.csv")
+    client.delete_object(Bucket=bucket, Key="share/bigearthnet/SHA256SUMS")
+    client.put_object(Bucket=bucket, Key="share/S1A_TEST_1.zip", Body=b"other")
+    index_receipt = tmp_path / "receipts" / "bigearthnet" / "index.csv.json"
+    old = json.loads(index_receipt.read_text())
+    before = world.s3.traffic.snapshot()
+    with caplog.at_level("INFO", logger="eopack.publish"):
+        rows = write_urls(receipts, tmp_path / "urls.tsv", 600, 43200, [DEMO_BUCKET])
+    assert _uploads(world, before) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "3 of 3 published objects are missing or changed, uploading them again from their "
+        f"files: s3://{bucket}/share/S1A_TEST_1.zip (5 bytes, the receipt says 3000); "
+        f"s3://{bucket}/share/bigearthnet/SHA256SUMS (missing); "
+        f"s3://{bucket}/share/bigearthnet/index.csv (missing)"
+    ]
+    for row in rows:
+        assert _fetch(row.url) == files[row.object].read_bytes()
+    new = json.loads(index_receipt.read_text())
+    assert new["skipped"] is False and new["file"] == old["file"]
+    assert {k: new[k] for k in ("object", "uri", "size", "sha256")} == {
+        k: old[k] for k in ("object", "uri", "size", "sha256")
+    }
+    # Everything there now: the next run checks and uploads nothing.
+    before = world.s3.traffic.snapshot()
+    write_urls(receipts, tmp_path / "urls.tsv", 600, 43200, [DEMO_BUCKET])
+    assert _uploads(world, before) == 0
 
 
-def test_urls_for_a_changed_object(world, published, tmp_path):
-    bucket, _, receipts = published
-    world.client().put_object(Bucket=bucket, Key="share/S1A_TEST_1.zip", Body=b"other")
+def test_object_with_other_bytes_of_the_same_size(world, published, tmp_path):
+    """Same size, other bytes: the ETag differs from the receipt's, so it is uploaded again."""
+    bucket, files, receipts = published
+    world.client().put_object(Bucket=bucket, Key="share/S1A_TEST_1.zip", Body=os.urandom(3000))
+    before = world.s3.traffic.snapshot()
+    rows = write_urls(receipts, tmp_path / "urls.tsv", 600, 43200)
+    assert _uploads(world, before) == 1
+    row = next(r for r in rows if r.object == "S1A_TEST_1.zip")
+    assert _fetch(row.url) == files["S1A_TEST_1.zip"].read_bytes()
+
+
+def test_objects_that_cannot_be_uploaded_again_are_named_together(
+    world, world_env, published, tmp_path
+):
+    """A streamed zip's delivery receipt names no file, and a file may be gone: both are named
+    in one line, after the objects that could be restored were."""
+    bucket, files, receipts = published
+    client = world.client()
+    client.put_object(Bucket=bucket, Key="runs/S1A_X.zip", Body=b"zip bytes")
+    streamed = tmp_path / "deliver" / "S1A_X.zip.json"
+    streamed.parent.mkdir()
+    streamed.write_text(json.dumps({"uri": f"s3://{bucket}/runs/S1A_X.zip", "size": 9}))
+    for key in ("runs/S1A_X.zip", "share/S1A_TEST_1.zip", "share/bigearthnet/index.csv"):
+        client.delete_object(Bucket=bucket, Key=key)
+    files["S1A_TEST_1.zip"].unlink()
     with pytest.raises(EopackError) as info:
-        write_urls(receipts, tmp_path / "urls.tsv", 600, 43200)
+        write_urls([*receipts, streamed], tmp_path / "urls.tsv", 600, 43200)
+    zip_receipt = tmp_path / "receipts" / "S1A_TEST_1.zip.json"
     assert str(info.value) == (
-        f"s3://{bucket}/share/S1A_TEST_1.zip: object is 5 bytes, "
-        f"{tmp_path / 'receipts' / 'S1A_TEST_1.zip.json'} says 3000 (changed after publishing); "
-        "delete the receipt and run again"
+        "2 of 3 missing or changed published objects could not be uploaded again: "
+        f"s3://{bucket}/share/S1A_TEST_1.zip (missing): its file {files['S1A_TEST_1.zip']} is "
+        f"not here; delete {zip_receipt} and run again; "
+        f"s3://{bucket}/runs/S1A_X.zip (missing): {streamed} names no local file to upload it "
+        "from (a zip streamed from its source); delete the receipt and run again to make it "
+        "anew; uploaded again: 1, their receipts updated; no receipt was removed; the URL list "
+        "is written once every object is there"
     )
     assert not (tmp_path / "urls.tsv").exists()
+    assert zip_receipt.exists() and streamed.exists()
+    body = client.get_object(Bucket=bucket, Key="share/bigearthnet/index.csv")["Body"].read()
+    assert body == files["bigearthnet/index.csv"].read_bytes()
+
+
+def test_delivered_zip_receipt_names_its_file(world, world_env, bucket, tmp_path):
+    """An uploaded (not streamed) delivery receipt says which file to upload again from."""
+    from eopack.deliver import deliver_zip
+
+    path = _file(tmp_path, "zip/S1A_Y.zip", os.urandom(500))
+    receipt = tmp_path / "deliver" / "S1A_Y.zip.json"
+    deliver_zip(path, f"s3://{bucket}/runs", SOURCES, receipt, max_workers=2)
+    assert json.loads(receipt.read_text())["file"] == str(path)
+    world.client().delete_object(Bucket=bucket, Key="runs/S1A_Y.zip")
+    (row,) = write_urls([receipt], tmp_path / "urls.tsv", 600, 43200, [DEMO_BUCKET])
+    assert _fetch(row.url) == path.read_bytes()
 
 
 def test_urls_refuse_an_expiry_out_of_range(published, tmp_path):

@@ -783,6 +783,8 @@ def deliver_zip(
         max_workers=max_workers,
         skip_existing=True,
     )
+    # The file it came from: publish_urls uploads the zip again from it if it goes missing.
+    record = {**record, "file": str(zip_path)}
     log.info(
         "%s -> %s (%d bytes, sha256 %s%s)",
         zip_path,

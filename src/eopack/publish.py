@@ -3,8 +3,10 @@
 Uploads are :func:`eopack.deliver.upload_file` (multipart, a SHA-256 that S3 checks and that
 is compared afterwards), skipped when the object already holds the file's bytes. Each upload
 leaves a receipt without a URL: URLs expire, receipts must stay true. ``urls.tsv`` is made
-from the receipts by one last job, which checks that every object is still there and signs
-fresh URLs; re-running that job alone refreshes the URLs without uploading anything.
+from the receipts by one last job, which checks that every object is still there, uploads
+again in the same run those that are not (deleted, expired by a lifecycle rule, lost by a
+restarted demo server) from the file each receipt names, and signs fresh URLs; re-running that
+job alone refreshes the URLs and uploads nothing while every object is there.
 """
 
 from __future__ import annotations
@@ -151,6 +153,25 @@ def publish_settings(config: Mapping[str, Any]) -> PublishSettings:
     return PublishSettings(destination, include, expires_s, max_expires_s, sources)
 
 
+def check_publish_bucket(settings: PublishSettings) -> None:
+    """Before any job runs: a publish bucket that is missing or forbidden stops the run.
+
+    Snakemake removes the outputs of a job it runs again (a changed ``publish.uri`` reruns
+    every upload) before running it: without this check, a mistyped bucket cost the receipts
+    of objects published fine. One HeadBucket, only when publishing jobs are to run.
+    """
+    if settings.destination is None:
+        return
+    uri = settings.destination.uri()
+    try:
+        head_bucket(make_client(), settings.destination.bucket, uri, "publish bucket")
+    except EopackError as err:
+        raise EopackError(
+            f"config: publish.uri: {err}; stopped before any job ran, every result and "
+            "receipt of earlier runs is kept"
+        ) from None
+
+
 # Upload
 # --------------------------------------------------------------------------------------------
 
@@ -216,37 +237,39 @@ class PublishedUrl:
 
 @dataclass(frozen=True)
 class Published:
-    """What a receipt says was published (publish receipts and S3 delivery receipts)."""
+    """What a receipt says was published (publish receipts and S3 delivery receipts), and the
+    local file it was uploaded from (``file``; none for a zip streamed from a source bucket)."""
 
     object: str
     uri: str
     size: int
     receipt: str
+    etag: str | None = None
+    file: str | None = None
 
 
 def read_receipt(path: str | Path) -> Published:
-    """A receipt's object name, URI and size. Delivery receipts (``results/deliver``) have no
-    object name: theirs is the key's file name, as under the destination prefix."""
+    """A receipt's object name, URI, size, ETag and file. Delivery receipts (``results/deliver``)
+    have no object name: theirs is the key's file name, as under the destination prefix."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         uri, size = str(doc["uri"]), int(doc["size"])
     except (OSError, ValueError, KeyError, TypeError):
         raise EopackError(f"{path}: not a publish or delivery receipt (uri, size)") from None
     name = doc.get("object") or PurePosixPath(parse_s3_uri(uri)[1]).name
-    return Published(str(name), uri, size, str(path))
+    etag, file = doc.get("etag"), doc.get("file")
+    return Published(
+        str(name), uri, size, str(path), str(etag) if etag else None, str(file) if file else None
+    )
 
 
-def _read_error(exc: Exception, uri: str, receipt: str) -> EopackError:
-    """One line for a published object that cannot be read back."""
+def _read_error(exc: Exception, uri: str) -> EopackError:
+    """One line for a published object that cannot be read back (other than missing)."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "NoSuchBucket":
             return EopackError(f"{uri}: bucket does not exist")
-        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
-            return EopackError(
-                f"{uri}: published object not found; delete {receipt} and run again to upload it"
-            )
         if code in ("403", "AccessDenied", "Forbidden") or status == 403:
             return EopackError(
                 f"{uri}: access denied reading the object (a presigned URL has the rights "
@@ -264,19 +287,100 @@ def bucket_region(client: Any, bucket: str) -> str:
     return str(region or client.meta.region_name)
 
 
-def check_published(client: Any, item: Published) -> None:
-    """The object is there with the receipt's size: a URL to a missing object is no use."""
+def check_published(client: Any, item: Published) -> str | None:
+    """What is wrong with the object: ``None`` when it is there as its receipt says, else
+    ``missing`` or how it differs (deleted, expired by a lifecycle rule, a restarted server,
+    overwritten). A URL to such an object is no use."""
     bucket, key = parse_s3_uri(item.uri)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
-    except (ClientError, BotoCoreError) as exc:
-        raise _read_error(exc, item.uri, item.receipt) from None
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("404", "NoSuchKey", "NotFound") or (status == 404 and code != "NoSuchBucket"):
+            return "missing"
+        raise _read_error(exc, item.uri) from None
+    except BotoCoreError as exc:
+        raise _read_error(exc, item.uri) from None
     size = int(head["ContentLength"])
     if size != item.size:
+        return f"{size} bytes, the receipt says {item.size}"
+    etag = str(head.get("ETag") or "").strip('"')
+    if item.etag and etag and etag != item.etag.strip('"'):
+        return "other bytes (its ETag is not the receipt's)"
+    return None
+
+
+def restore_published(
+    client: Any, item: Published, source_buckets: Collection[str], max_workers: int = 8
+) -> dict[str, Any]:
+    """Upload a missing or changed object again from the file its receipt names (the one its
+    upload job read), then update the receipt (atomic write) with what is there now."""
+    if not item.file:
         raise EopackError(
-            f"{item.uri}: object is {size} bytes, {item.receipt} says {item.size} (changed "
-            "after publishing); delete the receipt and run again"
+            f"{item.uri}: {item.receipt} names no local file to upload it from (a zip streamed "
+            "from its source); delete the receipt and run again to make it anew"
         )
+    if not Path(item.file).is_file():
+        raise EopackError(
+            f"{item.uri}: its file {item.file} is not here; delete {item.receipt} and run again"
+        )
+    bucket, key = parse_s3_uri(item.uri)
+    record = upload_file(
+        client,
+        item.file,
+        bucket,
+        key,
+        source_buckets=source_buckets,
+        max_workers=max_workers,
+        content_type=content_type(item.file),
+        skip_existing=True,
+    )
+    doc = json.loads(Path(item.receipt).read_text(encoding="utf-8"))
+    write_receipt({**doc, **record}, item.receipt)
+    done = "already there (same SHA-256)" if record["skipped"] else "uploaded again"
+    log.info("%s -> %s: %s, %d bytes", item.file, item.uri, done, record["size"])
+    return record
+
+
+def restore_missing(
+    client: Any, items: Sequence[Published], source_buckets: Collection[str], max_workers: int = 8
+) -> list[Published]:
+    """Check every object, then upload again all that are missing or changed, in this run.
+
+    One warning names them all; objects that cannot be restored are named together in one
+    error, after the others were restored. Returns the restored ones.
+    """
+    with ThreadPoolExecutor(max_workers) as pool:
+        found = pmap(pool, lambda item: check_published(client, item), list(items))
+    problems = {item: what for item, what in found.items() if what}
+    if not problems:
+        return []
+    ordered = sorted(problems, key=lambda i: i.object)
+    log.warning(
+        "%d of %d published objects are missing or changed, uploading them again from their "
+        "files: %s",
+        len(problems),
+        len(items),
+        "; ".join(f"{item.uri} ({problems[item]})" for item in ordered),
+    )
+    restored, failed = [], []
+    for item in ordered:
+        try:
+            restore_published(client, item, source_buckets, max_workers)
+            restored.append(item)
+        except EopackError as err:
+            reason = str(err).removeprefix(f"{item.uri}: ")
+            failed.append(f"{item.uri} ({problems[item]}): {reason}")
+    if failed:
+        raise EopackError(
+            f"{len(failed)} of {len(problems)} missing or changed published objects could not be "
+            f"uploaded again: {'; '.join(failed)}; uploaded again: {len(restored)}, their "
+            "receipts updated; no receipt was removed; the URL list is written once every "
+            "object is there"
+        )
+    log.info("%d objects uploaded again; their receipts updated", len(restored))
+    return restored
 
 
 def presign(client: Any, uri: str, expires_s: int) -> tuple[str, dt.datetime]:
@@ -295,9 +399,14 @@ def presign(client: Any, uri: str, expires_s: int) -> tuple[str, dt.datetime]:
 
 
 def presign_receipts(
-    receipts: Sequence[str | Path], expires_s: int, max_expires_s: int, max_workers: int = 8
+    receipts: Sequence[str | Path],
+    expires_s: int,
+    max_expires_s: int,
+    source_buckets: Collection[str] = (),
+    max_workers: int = 8,
 ) -> list[PublishedUrl]:
-    """Presigned URLs for every receipt's object (checked first), sorted by object name."""
+    """Presigned URLs for every receipt's object, sorted by object name. Every object is
+    checked first, and those missing or changed are uploaded again (:func:`restore_missing`)."""
     check_expiry(expires_s, max_expires_s)
     items = [read_receipt(path) for path in receipts]
     seen: dict[str, Published] = {}
@@ -310,8 +419,7 @@ def presign_receipts(
     client = make_client(max_pool=max(10, max_workers * 2))
     buckets = sorted({parse_s3_uri(item.uri)[0] for item in items})
     signers = {b: make_client(bucket_region(client, b), signature_version="s3v4") for b in buckets}
-    with ThreadPoolExecutor(max_workers) as pool:
-        pmap(pool, lambda item: check_published(client, item), items)
+    restore_missing(client, items, source_buckets, max_workers)
     rows = []
     for item in sorted(items, key=lambda i: i.object):
         url, expires = presign(signers[parse_s3_uri(item.uri)[0]], item.uri, expires_s)
@@ -324,12 +432,14 @@ def write_urls(
     output: str | Path,
     expires_s: int = DEFAULT_EXPIRES_S,
     max_expires_s: int = DEFAULT_EXPIRES_S,
+    source_buckets: Collection[str] = (),
+    max_workers: int = 8,
 ) -> list[PublishedUrl]:
     """``urls.tsv``: a header, then object, URI, URL, expiry (UTC ISO 8601) per object.
 
     The URLs are never logged: they are bearer tokens until they expire.
     """
-    rows = presign_receipts(receipts, expires_s, max_expires_s)
+    rows = presign_receipts(receipts, expires_s, max_expires_s, source_buckets, max_workers)
     with atomic_output(output, text=True) as handle:
         for row in [URLS_COLUMNS, *(r.row() for r in rows)]:
             handle.write("\t".join(row) + "\n")

@@ -22,6 +22,8 @@ faster than CPython's zlib. It is a PyPI wheel with ISA-L built in (no system li
 Determinism: the chunk layout is fixed (IHDR, [PLTE], IDAT, IEND; no time or text chunks), so the
 bytes depend only on the pixels and on ISA-L's level-1 coder, i.e. on the ``isal`` version (it
 bundles a fixed ISA-L) and the CPU architecture family (x86-64 and aarch64 have separate assembly).
+Within x86-64, ISA-L picks an SSE4.2, AVX2 or AVX-512 body by CPUID; at level 1 they give the same
+bytes (at level 3 they do not): tests/test_png_cpu.py encodes under QEMU with older CPU models.
 The tests pin the hashes together with :func:`deflate_version` so any change is noticed.
 """
 

@@ -18,7 +18,6 @@ one node without systemd, as root, with every file in one scratch folder:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -405,8 +404,9 @@ def main() -> None:
         with SlurmCluster(root) as cluster:
             print(f"export SLURM_CONF={cluster.conf_path}", flush=True)
             print(f"# {cluster.cpus} CPUs, {cluster.memory_mb} MB; Ctrl-C stops it", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                signal.pause()
+            signal.pause()
+    except KeyboardInterrupt:  # whenever it comes: the cluster has been stopped on the way out
+        pass
     except SlurmUnavailable as err:
         sys.exit(f"eopack: {err}")
 
