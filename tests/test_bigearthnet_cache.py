@@ -9,11 +9,12 @@ import logging
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from eopack.bigearthnet.cache import DownloadCache, cache_root, extract_cached
+from eopack.bigearthnet.cache import DownloadCache, cache_items, cache_root, extract_cached, prune
 from eopack.bigearthnet.source import Source, fetch_verified
 from eopack.demo import benworld
 from eopack.demo.benworld import build_benworld
@@ -134,3 +135,15 @@ def test_an_archive_outside_the_cache_is_extracted_in_place(tmp_path):
     extract_cached(release.files[benworld.REFERENCE_ARCHIVE], out)
     assert out.is_dir() and not out.is_symlink()
     assert len(list(out.rglob("*.tif"))) == 2
+
+
+def test_a_copy_without_hard_links_still_marks_its_entries_in_use(mirror, tmp_path):
+    """cp -r / rsync without -H: prune must not take the copied entries for unused ones."""
+    folder, data = mirror
+    resources = tmp_path / "resources"
+    dest = resources / "Reference_Maps.tar.zst"
+    fetch_verified(Source(str(folder), {dest.name: md5(data)}), dest.name, dest)
+    copy = tmp_path / "copy"
+    shutil.copytree(resources, copy, symlinks=True)
+    assert [(i.kind, i.in_use) for i in cache_items(copy)] == [("file", True)]
+    assert prune(copy) == [] and (cache_root(copy) / "md5" / md5(data) / dest.name).is_file()

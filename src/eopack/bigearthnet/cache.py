@@ -325,14 +325,16 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _in_use(resources: Path) -> tuple[set[tuple[int, int]], set[Path]]:
-    """Inodes of the files in ``resources`` (the fetched files, hard links of cache entries)
-    and the extracted trees its ``extracted/<Top>`` links point to."""
-    files = set()
+def _in_use(resources: Path) -> tuple[set[tuple[Any, ...]], set[Path]]:
+    """Keys of the files in ``resources`` (the fetched files: hard links of cache entries) and
+    the extracted trees its ``extracted/<Top>`` links point to. A file is known by its inode and
+    by its name and size: a copy of ``resources/`` that did not keep hard links (``cp -r``,
+    ``rsync`` without ``-H``) still marks its entries in use, so prune errs on keeping."""
+    files: set[tuple[Any, ...]] = set()
     for path in resources.iterdir() if resources.is_dir() else ():
         if path.is_file() and not path.is_symlink():
             st = path.stat()
-            files.add((st.st_dev, st.st_ino))
+            files |= {(st.st_dev, st.st_ino), (path.name, st.st_size)}
     trees = set()
     extracted = resources / "extracted"
     for link in extracted.iterdir() if extracted.is_dir() else ():
@@ -360,7 +362,8 @@ def cache_items(resources: str | Path) -> list[CacheItem]:
     items = []
     for entry in DownloadCache(root).entries():
         st = entry.path.stat()
-        items.append(CacheItem("file", entry.path, st.st_size, (st.st_dev, st.st_ino) in files))
+        used = bool({(st.st_dev, st.st_ino), (entry.name, st.st_size)} & files)
+        items.append(CacheItem("file", entry.path, st.st_size, used))
     for tree in sorted(root.glob("md5/*/extracted/*/*")):
         if tree.is_dir():
             items.append(CacheItem("extracted", tree, _tree_size(tree), tree.resolve() in trees))
