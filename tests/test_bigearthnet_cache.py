@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from eopack.bigearthnet.cache import DownloadCache, cache_items, cache_root, extract_cached, prune
-from eopack.bigearthnet.source import Source, fetch_verified
+from eopack.bigearthnet.source import Source, fetch_verified, prepare_inputs
 from eopack.demo import benworld
 from eopack.demo.benworld import build_benworld
 from eopack.errors import EopackError
@@ -147,3 +147,23 @@ def test_a_copy_without_hard_links_still_marks_its_entries_in_use(mirror, tmp_pa
     shutil.copytree(resources, copy, symlinks=True)
     assert [(i.kind, i.in_use) for i in cache_items(copy)] == [("file", True)]
     assert prune(copy) == [] and (cache_root(copy) / "md5" / md5(data) / dest.name).is_file()
+
+
+def test_an_archive_fetched_before_the_cache_is_adopted_while_the_dag_is_built(tmp_path):
+    """Upgrading: the fetch job does not run again (same rule, script and params), so the
+    archive goes into the cache at DAG time, before a later md5 change would let Snakemake
+    delete it; the extraction then finds it there."""
+    release = build_benworld(tmp_path / "release", s2_products=1, patches_per_product=2, s1=False)
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    for name in (benworld.S2_ARCHIVE, benworld.REFERENCE_ARCHIVE):
+        os.link(release.files[name], resources / name)  # as the old fetch left them
+        write_stamp(resources / name, "md5", md5(release.files[name].read_bytes()))
+    os.utime(resources / benworld.S2_ARCHIVE)  # Snakemake's touch: the stamp's mtime is stale
+    prepare_inputs({"source": str(release.root), "hashes": "hashes.txt"}, resources)
+    for name in (benworld.S2_ARCHIVE, benworld.REFERENCE_ARCHIVE):
+        entry = cache_root(resources) / "md5" / md5(release.files[name].read_bytes()) / name
+        assert entry.stat().st_ino == (resources / name).stat().st_ino
+    out = resources / "extracted" / "Reference_Maps"
+    extract_cached(resources / benworld.REFERENCE_ARCHIVE, out)
+    assert out.is_symlink()

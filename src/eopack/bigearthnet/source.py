@@ -227,8 +227,12 @@ def prepare_inputs(cfg: Mapping[str, Any], resources: str | Path) -> DatasetInpu
     resources = Path(resources)
     source = load_source(cfg, resources)
     selection = Selection.from_config(cfg)
+    cache = DownloadCache(cache_root(resources))
     for stem in archives(cfg):
         source.md5(archive_name(stem))  # no md5, no download: say so before any job runs
+        # An archive an older eopack fetched (no cache then) goes into the cache now, before
+        # Snakemake could delete it to run its fetch job again.
+        cache.adopt(resources / archive_name(stem), archive_name(stem))
     try:
         Stretch(**cfg.get("stretch", {}))
     except (EopackError, TypeError) as exc:
