@@ -148,6 +148,11 @@ def test_a_wrong_md5_keeps_the_verified_archive_and_its_extraction(
         f"it anew; kept in the cache: {RES}/cache/md5/{good}/{S2} ({size}, md5 {good})"
     ), lines
     assert "nothing was written" not in proc.stderr
+    assert (
+        f"{RES / S2} is not there: Snakemake removes a job's output before it runs the job "
+        f"again; it is a link, the bytes stay in the cache: {RES}/cache/md5/{good}/{S2} ({size}, "
+        f"md5 {good})"
+    ) in fetch_log(workdir, "BigEarthNet-S2")
     assert not list((workdir / RES / "cache" / "incoming").rglob("*"))
 
     # Back to the right md5: no download, no extraction, same bytes.

@@ -177,6 +177,15 @@ def fetch_release_file(cfg: Mapping[str, Any], name: str, md5: str, dest: str | 
     The cache is ``cache/`` beside ``dest`` (so the fetch job's rule and script need not name
     it: a changed param or script would make Snakemake fetch again).
     """
+    dest = Path(dest)
+    cached = DownloadCache(cache_root(dest.parent)).entries(name)
+    if cached and not dest.exists():
+        log.info(
+            "%s is not there: Snakemake removes a job's output before it runs the job again; "
+            "it is a link, the bytes stay in the cache: %s",
+            dest,
+            "; ".join(entry.describe() for entry in cached),
+        )
     return fetch_verified(_configured(cfg, {name: md5}), name, dest)
 
 
