@@ -250,6 +250,11 @@ def test_a_truncated_archive_with_its_md5_keeps_the_good_archive_and_extraction(
     lines = eopack_lines(proc)
     assert lines and f"{S2}: the archive ends" in lines[0], lines
     assert lines[0].endswith(f"kept in the cache: {tree.relative_to(workdir)}"), lines
+    cut_md5 = hashlib.md5(cut).hexdigest()
+    assert sorted(p.name for p in cache_entry(workdir, cut_md5, S2).parent.iterdir()) == [
+        S2,  # the truncated archive verified: it stays, with its stamp, and no empty folder
+        f"{S2}.md5.json",
+    ]
 
     shutil.move(tmp_path / "good.tar.zst", archive)
     hashes.write_text(good_hashes, encoding="ascii")

@@ -308,6 +308,9 @@ def extract_cached(
         try:
             stats = extract_dataset_archive(archive, tree, bands)
         except EopackError as exc:
+            with contextlib.suppress(OSError):
+                tree.parent.rmdir()  # extracted/<key>, left empty
+                tree.parent.parent.rmdir()  # extracted/, if it is the only key
             raise EopackError(f"{exc}; {kept_trees(cache, out_dir.name)}") from None
     _point(out_dir, tree)
     log.info("%s -> %s", out_dir, tree)
