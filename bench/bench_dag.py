@@ -362,7 +362,7 @@ def first_download(
     """
     manifest = wf / last_search
     # As in a first run: union_products has not run yet either.
-    for path in (manifest, manifest.with_suffix(".png"), *(wf / p for p in UNION_OUTPUTS)):
+    for path in (manifest, *(wf / p for p in UNION_OUTPUTS)):
         path.unlink(missing_ok=True)
     search_log = wf / "logs" / Path(last_search).with_suffix(".log").relative_to("results")
     t0 = time.time()

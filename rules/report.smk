@@ -13,11 +13,18 @@ rule report_summary:
         # Last of the run: its job table then covers every other job.
         figures=report_figures,
     output:
-        report(
+        summary=report(
             f"{REPORT_DIR}/summary.html",
             caption="../report/summary.rst",
             category="1. Run summary",
             labels={"page": "run summary"},
+        ),
+        # A record of this run (times, memory), so not under results/: see the caption.
+        job_times=report(
+            "logs/report/job_times.html",
+            caption="../report/job_times.rst",
+            category="1. Run summary",
+            labels={"page": "job times"},
         ),
     log:
         "logs/report/summary.log",
@@ -44,13 +51,18 @@ rule report_footprints:
         aoi=lambda w: local(AOIS[w.aoi]),
         manifests=aoi_manifests,
     output:
-        report(
+        map=report(
             f"{REPORT_DIR}/footprints/{{aoi}}.png",
             caption="../report/footprints.rst",
             category="2. Areas of interest",
             subcategory="{aoi}",
             labels={"figure": "footprint map"},
         ),
+        # One map per date range, numbered as the AOI's (files only: not in the report).
+        ranges=[
+            f"{REPORT_DIR}/footprints/{{aoi}}/{start}_{end}.png"
+            for start, end in DATE_RANGES
+        ],
     log:
         "logs/report/footprints/{aoi}.log",
     conda:

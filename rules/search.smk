@@ -4,8 +4,9 @@ rule search:
     output:
         # update(): Snakemake keeps (and restores) the previous manifest if a re-search
         # fails, instead of deleting it before the job runs (not in storage: keep_previous).
+        # Its footprint map is drawn by report_footprints: one matplotlib import per AOI,
+        # not ~0.5 s more in each of the AOI x date range searches.
         manifest=keep_previous("results/search/{aoi}/{start}_{end}.geojson"),
-        picture=keep_previous("results/search/{aoi}/{start}_{end}.png"),
     log:
         "logs/search/{aoi}/{start}_{end}.log",
     conda:

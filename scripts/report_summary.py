@@ -1,4 +1,5 @@
-"""Snakemake adapter: the run's records -> results/report/summary.html (the report's first page)."""
+"""Snakemake adapter: the run's records -> results/report/summary.html (the report's first page)
+and logs/report/job_times.html."""
 
 from pathlib import Path
 
@@ -18,7 +19,7 @@ if files:
 run_job(
     snakemake.log[0],
     write_summary,
-    snakemake.output[0],
+    snakemake.output.summary,
     list(snakemake.input.manifests),
     snakemake.input.plan,
     list(snakemake.input.verify),
@@ -28,4 +29,5 @@ run_job(
     "logs",
     dict(snakemake.params.log_patterns),
     exclude=snakemake.log[0],  # this job's own log, still being written
+    job_times=snakemake.output.job_times,
 )

@@ -11,5 +11,4 @@ run_job(
     snakemake.wildcards.end,
     {**snakemake.config["search"], **snakemake.params.search},
     snakemake.output.manifest,
-    snakemake.output.picture,
 )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -18,6 +20,8 @@ from eopack.demo.world import DemoWorld
 from eopack.jobs import end_process
 
 REPO = Path(__file__).resolve().parents[1]
+#: The region a SigV4 request is signed for (header or presigned query).
+_SIGNED_REGION = re.compile(r"Credential=[^/]+(?:/|%2F)\d{8}(?:/|%2F)([a-z0-9-]+)(?:/|%2F)s3")
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report")
 
 
@@ -63,6 +67,39 @@ def run_snakemake(
         text=True,
         timeout=600,
     )
+
+
+# --- one uninterrupted demo run, shared -------------------------------------------------------
+
+DEMO_ARGS = ("--cores", "2", "--configfile", "config/demo.yaml")
+#: Files under results/ that differ between two clean runs by design: the presigned URLs
+#: carry their signing time. Anything else that differs is a reproducibility defect.
+RUN_DEPENDENT = frozenset({"results/publish/urls.tsv"})
+
+
+class DemoRun(NamedTuple):
+    workdir: Path
+    proc: subprocess.CompletedProcess[str]
+    hashes: dict[str, str]  # results/ file -> SHA-256, right after the run (tests change it)
+
+
+def result_hashes(workdir: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``workdir/results`` but :data:`RUN_DEPENDENT`."""
+    out = {}
+    for path in sorted((workdir / "results").rglob("*")):
+        name = path.relative_to(workdir).as_posix()
+        if path.is_file() and name not in RUN_DEPENDENT:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`make demo`'s workflow run once, uninterrupted, on the shared demo world."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    proc = run_snakemake(workdir, *DEMO_ARGS, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return DemoRun(workdir, proc, result_hashes(workdir))
 
 
 # --- the network between a client and the local S3 server, seen and broken server-side -------
@@ -129,6 +166,35 @@ class S3Net:
                 seen(environ)
                 number = len(seen.keys)
             return answer(number, seen.keys[-1], environ)
+
+        self.hook(hook)
+
+    def in_region(self, bucket: str, region: str) -> None:
+        """Answer for ``bucket`` as S3 does for a bucket in ``region``: a request signed for
+        another region gets 301 ``PermanentRedirect`` with ``x-amz-bucket-region`` and no
+        ``Location``; HeadBucket always names the region (moto accepts any region)."""
+
+        def hook(environ: dict[str, Any]) -> Intercept | None:
+            name, key = split_path(environ)
+            if name != bucket:
+                return None
+            signed = _SIGNED_REGION.search(
+                environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+            )
+            header = (("x-amz-bucket-region", region),)
+            if signed is None or signed.group(1) != region:
+                body = (
+                    "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
+                    "to access must be addressed using the specified endpoint.</Message>"
+                    f"<Bucket>{bucket}</Bucket></Error>"
+                ).encode()
+                status = "301 Moved Permanently"
+                return Intercept(
+                    answer=(status, (*header, ("Content-Type", "application/xml")), body)
+                )
+            if not key and environ.get("REQUEST_METHOD") == "HEAD":
+                return Intercept(answer=("200 OK", header, b""))
+            return None
 
         self.hook(hook)
 

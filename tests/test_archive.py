@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import itertools
+import logging
 import random
 import re
 import shutil
@@ -35,6 +36,7 @@ from eopack.archive import (
     zip_safe,
 )
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
+from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket
 from eopack.safe.manifest import verify_safe
@@ -152,6 +154,57 @@ def test_streamed_zip_is_byte_identical_to_local_zip(world, tmp_path):
         sorted(f"zips/{p.product_id}.zip" for p in world.products),
         [],
     )
+
+
+def test_stream_into_a_kms_bucket(world, big):
+    """An SSE-KMS destination (ETags not MD5s) takes the streamed zip: checked by SHA-256."""
+    client = world.client()
+    product, source = big
+    dest = new_bucket(client, "kms")
+    rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/eopack-test"}
+    client.put_bucket_encryption(
+        Bucket=dest,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    result = stream(client, source, product, dest, "p.zip", part_size=MIN_PART_SIZE)
+    head = client.head_object(Bucket=dest, Key="p.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and result.parts > 1
+    assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
+
+
+def test_stream_aborts_an_upload_left_by_a_killed_stream(world, caplog):
+    client = world.client()
+    dest = new_bucket(client, "killed")
+    upload_id = client.create_multipart_upload(Bucket=dest, Key="p.zip")["UploadId"]
+    client.upload_part(Bucket=dest, Key="p.zip", UploadId=upload_id, PartNumber=1, Body=b"x")
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        stream(client, DEMO, world.products[0], dest, "p.zip")
+    assert leftovers(client, dest) == (["p.zip"], [])
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"s3://{dest}/p.zip: aborted 1 incomplete multipart upload(s) left by an interrupted "
+        "run (their parts are billed until aborted)"
+    ]
+
+
+def test_stream_to_a_put_only_destination(world, s3net, caplog):
+    """Only s3:PutObject: HeadBucket and HeadObject refused; the zip is streamed anyway."""
+    client = world.client()
+    product = world.products[0]
+    dest = new_bucket(client, "put-only")
+
+    def hook(environ: dict) -> Intercept | None:
+        name, _ = split_path(environ)
+        refused = name == dest and environ["REQUEST_METHOD"] in ("GET", "HEAD")
+        return Intercept(refuse=True) if refused else None
+
+    s3net.hook(hook)
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        result = stream(client, DEMO, product, dest, "p.zip")
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "HeadObject refused" in said[0]
+    s3net.close()
+    assert sha256(client.get_object(Bucket=dest, Key="p.zip")["Body"].read()) == result.sha256
 
 
 def test_multipart_stream_is_byte_identical_and_deterministic(world, big, tmp_path):
@@ -420,6 +473,9 @@ class StubDestination:
         self.size = 0
         self.whole = hashlib.sha256()
         self.done = False
+
+    def list_multipart_uploads(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Uploads": []}
 
     def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
         assert kwargs["ChecksumAlgorithm"] == "SHA256"

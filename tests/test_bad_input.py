@@ -268,7 +268,7 @@ def eopack_lines(text: str) -> list[str]:
 
 
 def search_files(workdir: Path) -> list[Path]:
-    """Every file under ``results/search`` (manifests, pictures, temporary ``.part`` files)."""
+    """Every file under ``results/search`` (manifests, temporary ``.part`` files)."""
     folder = workdir / "results" / "search"
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
@@ -363,7 +363,7 @@ def rerun(world: DemoWorld, template: Path, tmp_path_factory: pytest.TempPathFac
         workdir, MARCH, "--cores", "1", "--configfile", "config/demo.yaml", env=world.env()
     )
     assert good.returncode == 0, good.stderr[-3000:]
-    outputs = [workdir / MARCH, (workdir / MARCH).with_suffix(".png")]
+    outputs = [workdir / MARCH]
     before = snapshot(outputs)
     setup = Setup(workdir=workdir, config={"search": {"timeout_s": 1}}, hub_url="")
     cfg = write_config(setup, "down.yaml")
@@ -394,7 +394,7 @@ def test_failed_rerun_keeps_earlier_manifest(rerun: Rerun) -> None:
     """The search outputs are update(): Snakemake keeps them and restores its backup when the
     job fails. The restore is a copy, so only the bytes (not the mtime) are guaranteed; the
     union downstream is byte-stable, so no SAFE is fetched again because of it."""
-    outputs = [rerun.workdir / MARCH, (rerun.workdir / MARCH).with_suffix(".png")]
+    outputs = [rerun.workdir / MARCH]
     missing = [p.name for p in outputs if not p.is_file()]
     assert missing == [], f"lost after the failed re-search: {missing}"
     assert {k: v[0] for k, v in snapshot(outputs).items()} == {

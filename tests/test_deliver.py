@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from eopack.deliver import (
     upload_file,
 )
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
+from eopack.demo.s3server import Intercept, split_path
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, make_client
 
@@ -42,6 +44,17 @@ def _new_bucket(world: Any, stem: str) -> str:
 @pytest.fixture
 def dest_bucket(world: Any) -> str:
     return _new_bucket(world, "eopack-dest")
+
+
+def _kms_bucket(world: Any) -> str:
+    """A destination whose default encryption is SSE-KMS: its ETags are not MD5s."""
+    name = _new_bucket(world, "eopack-kms")
+    rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/eopack-test"}
+    world.client().put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    return name
 
 
 @pytest.fixture
@@ -85,6 +98,24 @@ def _fail_on(client: Any, operation: str, when: Callable[[dict[str, Any]], bool]
             raise ClientError({"Error": error}, operation)
 
     client.meta.events.register(f"before-parameter-build.s3.{operation}", hook)
+
+
+def _write_only(s3net: Any, bucket: str, read_objects: bool = True) -> list[str]:
+    """Answer as IAM does for a policy granting only s3:PutObject (and s3:GetObject on objects
+    when ``read_objects``): HeadBucket and ListObjects get 403. Returns the refused requests."""
+    refused: list[str] = []
+
+    def hook(environ: dict[str, Any]) -> Intercept | None:
+        name, key = split_path(environ)
+        method = environ["REQUEST_METHOD"]
+        reading = method in ("GET", "HEAD") and (not key or not read_objects)
+        if name == bucket and reading:
+            refused.append(f"{method} {key or '?' + environ.get('QUERY_STRING', '')}")
+            return Intercept(refuse=True)
+        return None
+
+    s3net.hook(hook)
+    return refused
 
 
 # Destinations from config
@@ -209,6 +240,39 @@ def test_multipart_copy_uses_upload_part_copy(world, client, dest_bucket, big_so
     key = f"deliveries/s1/{product.product_id}.SAFE/{safe_path}"
     body = world.client().get_object(Bucket=dest_bucket, Key=key)["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(big).digest()
+
+
+def test_copy_into_a_kms_bucket_is_verified_without_etag_md5s(world, client):
+    """SSE-KMS ETags are not MD5s: sizes, and the pinned source's MD5 against the manifest."""
+    product = world.products[2]
+    bucket = _kms_bucket(world)
+    report = _copy(client, product, bucket)
+    assert report["ok"], report["files"]
+    by_path = {f["path"]: f for f in report["files"]}
+    for entry in by_path.values():
+        assert entry["encryption"] == "aws:kms"
+        assert entry["md5"] is None and not entry["md5_checked"]
+        assert entry["status"] == "ok", entry
+    manifest = by_path["manifest.safe"]
+    data = product.objects[product.filename_map["manifest.safe"]]
+    assert manifest["etag"].strip('"') != hashlib.md5(data).hexdigest()  # the server plays KMS
+    listed = [f for f in by_path.values() if f["against"] == "manifest"]
+    assert listed and all(f["source_md5_checked"] for f in listed)
+    assert f"deliveries/s1/{product.product_id}.verify.json" in _keys(world, bucket)
+
+
+def test_copy_into_a_kms_bucket_still_fails_on_a_bad_source(world, client):
+    """Without destination MD5s the manifest still catches a source file that disagrees."""
+    product = world.products[3]
+    tampered = next(k for k in product.objects if k.startswith("annotation/calibration/"))
+    name = _new_bucket(world, "eopack-plain-src")
+    raw = world.client()
+    for key, data in product.objects.items():
+        body = data.replace(b"<", b"[", 1) if key == tampered else data  # same size
+        raw.put_object(Bucket=name, Key=f"{product.prefix}/{key}", Body=body)
+    source = SourceBucket(name, "eu-central-1", requester_pays=False)
+    with pytest.raises(EopackError, match=r"annotation/calibration/.*: MD5 .* != manifest"):
+        _copy(client, product, _kms_bucket(world), source=source)
 
 
 def test_copy_without_request_payer_is_refused(world, client, dest_bucket):
@@ -354,6 +418,124 @@ def test_upload_file_checks_sha256(world, client, dest_bucket, tmp_path, size):
     assert head["ChecksumSHA256"].split("-")[0] == result["checksum_sha256"]
     body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
     assert body == data
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MIB + 7], ids=["single-put", "multipart"])
+def test_upload_into_a_kms_bucket(world, client, tmp_path, size):
+    """The zip upload checks S3's SHA-256, not the ETag: KMS destinations work, and a
+    rerun recognises the same bytes."""
+    bucket = _kms_bucket(world)
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(size))
+    args = {"multipart_threshold": 5 * MIB, "part_size": 5 * MIB}
+    first = upload_file(client, path, bucket, "zips/product.zip", **args)
+    head = world.client().head_object(Bucket=bucket, Key="zips/product.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and first["skipped"] is False
+    again = upload_file(client, path, bucket, "zips/product.zip", skip_existing=True, **args)
+    assert again["skipped"] is True
+
+
+def test_write_only_destination_is_tried(world, client, dest_bucket, s3net, tmp_path, caplog):
+    """No s3:ListBucket: HeadBucket's 403 is one warning, and the copy and upload go on."""
+    refused = _write_only(s3net, dest_bucket)
+    product = world.products[0]
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        report = _copy(client, product, dest_bucket, check_manifest=False)
+        path = tmp_path / "product.zip"
+        path.write_bytes(os.urandom(3000))
+        record = upload_file(client, path, dest_bucket, "zips/product.zip")
+    assert report["ok"] and record["etag"]
+    heads = [r for r in refused if r.startswith("HEAD")]
+    assert heads == ["HEAD ?", "HEAD ?"]
+    assert len([r for r in refused if r.startswith("GET ?uploads")]) == 2  # nor list uploads
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("cannot check the destination bucket (HeadBucket refused" in w for w in warnings)
+    s3net.close()
+    assert f"deliveries/s1/{product.product_id}.verify.json" in _keys(world, dest_bucket)
+
+
+def test_safe_copy_to_a_put_only_destination_says_what_it_needs(world, client, dest_bucket, s3net):
+    """Copies are verified by HEAD: without s3:GetObject the copy stops before writing."""
+    _write_only(s3net, dest_bucket, read_objects=False)
+    product = world.products[0]
+    marker = f"deliveries/s1/{product.product_id}.verify.json"
+    with pytest.raises(EopackError) as info:
+        _copy(client, product, dest_bucket, check_manifest=False)
+    assert str(info.value) == (
+        f"s3://{dest_bucket}/{marker}: HeadObject refused on the destination: copying a SAFE "
+        "needs s3:GetObject there to verify the copies (or set destination.copy_safe: false "
+        "and deliver the zip only)"
+    )
+    s3net.close()
+    assert _keys(world, dest_bucket) == set()
+
+
+@pytest.mark.parametrize("size", [3000, 12 * MIB + 7], ids=["single-put", "multipart"])
+def test_upload_to_a_put_only_destination(
+    world, client, dest_bucket, s3net, tmp_path, caplog, size
+):
+    """Only s3:PutObject: nothing can be read back; S3 checked each request's SHA-256."""
+    refused = _write_only(s3net, dest_bucket, read_objects=False)
+    path = tmp_path / "product.zip"
+    path.write_bytes(os.urandom(size))
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        record = upload_file(
+            client, path, dest_bucket, "zips/product.zip", skip_existing=True,
+            multipart_threshold=5 * MIB, part_size=5 * MIB,
+        )  # fmt: skip
+    assert record["skipped"] is False and record["etag"] is None
+    heads = [r for r in refused if r.startswith("HEAD")]
+    assert heads == ["HEAD ?", "HEAD zips/product.zip", "HEAD zips/product.zip"]
+    assert [r for r in refused if not r.startswith("HEAD")] == [
+        "GET ?uploads&prefix=zips%2Fproduct.zip"
+    ]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 3 and "not read back; S3 checked the SHA-256" in said[-1]
+    s3net.close()
+    body = world.client().get_object(Bucket=dest_bucket, Key="zips/product.zip")["Body"].read()
+    assert body == path.read_bytes()
+
+
+def _left_behind(world: Any, bucket: str, key: str) -> str:
+    """A multipart upload with one part, as a killed copy or zip stream leaves it."""
+    raw = world.client()
+    upload_id = raw.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    raw.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 1000)
+    return upload_id
+
+
+def _uploads(world: Any, bucket: str) -> list[str]:
+    listed = world.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return sorted(u["Key"] for u in listed)
+
+
+def test_uploads_left_by_a_killed_run_are_aborted(world, client, dest_bucket, tmp_path, caplog):
+    """Parts of an unfinished multipart upload are billed: the next run aborts those it
+    would write (the SAFE's keys, the zip's key), and no other."""
+    product = world.products[0]
+    safe = f"deliveries/s1/{product.product_id}.SAFE"
+    _left_behind(world, dest_bucket, f"{safe}/measurement/a.tiff")
+    _left_behind(world, dest_bucket, f"{safe}/measurement/b.tiff")
+    _left_behind(world, dest_bucket, "zips/product.zip")
+    _left_behind(world, dest_bucket, "zips/product.zip.other-tool")
+    _left_behind(world, dest_bucket, "deliveries/s1/other.SAFE/x")
+    with caplog.at_level(logging.WARNING, logger="eopack"):
+        assert _copy(client, product, dest_bucket, check_manifest=False)["ok"]
+        path = tmp_path / "product.zip"
+        path.write_bytes(os.urandom(3000))
+        upload_file(client, path, dest_bucket, "zips/product.zip")
+    assert _uploads(world, dest_bucket) == [
+        "deliveries/s1/other.SAFE/x",
+        "zips/product.zip.other-tool",
+    ]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"s3://{dest_bucket}/{safe}/: aborted 2 incomplete multipart upload(s) left by an "
+        "interrupted run (their parts are billed until aborted)",
+        f"s3://{dest_bucket}/zips/product.zip: aborted 1 incomplete multipart upload(s) left by "
+        "an interrupted run (their parts are billed until aborted)",
+    ]
 
 
 def test_failed_multipart_upload_leaves_nothing(world, client, dest_bucket, tmp_path):

@@ -20,7 +20,9 @@ CHILD = "from eopack.jobs import peak_rss_mb; print(peak_rss_mb())"
 def test_job_log_ends_with_peak_rss_and_errors_exit_with_one_line(tmp_path):
     log = tmp_path / "job.log"
     assert run_job(log, lambda x: x * 2, 21) == 42
-    assert re.search(r"peak RSS \d+ MB$", log.read_text().splitlines()[-1])
+    lines = log.read_text().splitlines()
+    assert re.search(r"peak RSS \d+ MB$", lines[-1])
+    assert re.search(r"job time \d+\.\d\d s$", lines[-2])
 
     def fail() -> None:
         raise EopackError("bad.tif: not a GeoTIFF")
@@ -61,3 +63,14 @@ def test_outlast_inputs_waits_into_the_next_second_only_when_needed(tmp_path):
     waited = outlast_inputs([old, fresh])
     assert time.time() >= math.floor(changed) + 1  # an object stored now is dated after it
     assert 0 <= waited <= 1.05  # none if the second turned before the call
+
+
+def test_job_time_counts_from_the_process_start():
+    """A job's time includes Python's start-up and imports (what the job cost), not only the
+    step: the child sleeps 0.3 s before it asks."""
+    code = "import time; time.sleep(0.3); from eopack.jobs import job_seconds; print(job_seconds())"
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    took = time.monotonic() - started
+    seconds = float(out.stdout)
+    assert 0.3 <= seconds <= took + 0.02, (seconds, took)

@@ -23,6 +23,7 @@ adding a command to the README means saying here how it is proven.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -33,6 +34,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 from conftest import REPO, copy_workflow, run_snakemake
@@ -50,13 +52,21 @@ README_BUCKETS = ("my-results", "my-bucket")
 def readme_commands(text: str) -> list[str]:
     """The README's command lines, in order, each once."""
     found: list[str] = []
-    for block in re.findall(r"^```(?:sh|bash)\n(.*?)^```", text, flags=re.M | re.S):
+    for block in re.findall(r"^ *```(?:sh|bash)\n(.*?)^ *```", text, flags=re.M | re.S):
         block = re.sub(r"\\\n\s*", "", block)  # continuation lines
+        pending = ""
         for line in block.splitlines():
-            command = re.sub(r"(^|\s+)#.*$", "", line).strip()
+            pending = f"{pending} {line.strip()}" if pending else line.strip()
+            try:
+                shlex.split(pending, comments=True)
+            except ValueError:  # a quote still open: the command goes on on the next line
+                continue
+            command = re.sub(r"(^|\s+)#.*$", "", pending).strip()
             if command:
                 found.append(command)
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+            pending = ""
+        assert not pending, f"unclosed quote in a README block: {pending}"
+    prose = re.sub(r"^ *```.*?^ *```", "", text, flags=re.M | re.S)
     tools = r"snakemake|make|eopack|python3?|pip|sha256sum|aws|docker|\.venv/bin/[\w-]+"
     inline = rf"`((?:{tools})\s[^`]*)`"
     found += [" ".join(command.split()) for command in re.findall(inline, prose)]
@@ -278,6 +288,28 @@ def check_python_m_snakemake(command: str, c: Checkout) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+\s*", out), out
 
 
+def check_lifecycle(command: str, c: Checkout) -> None:
+    """The README's lifecycle rule, put on a bucket of the local S3 server as the AWS CLI
+    would (same API call, same document), and read back."""
+    args = shlex.split(command)
+    bucket = args[args.index("--bucket") + 1]
+    document = json.loads(args[args.index("--lifecycle-configuration") + 1])
+    client = boto3.client("s3", **_client_settings(c.env))
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=document)
+    (rule,) = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
+    client.delete_bucket_lifecycle(Bucket=bucket)
+
+
+def _client_settings(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "endpoint_url": env["AWS_ENDPOINT_URL_S3"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
 def check_not_run(command: str, c: Checkout) -> None:
     """Docker and AWS account lines: what they rely on in this repository exists."""
     assert (REPO / "Dockerfile").is_file()
@@ -298,6 +330,7 @@ CHECKS: list[tuple[str, Check]] = [
     (r"eopack bigearthnet-cache (list|prune)( --dry-run| --extracted)*", check_bigearthnet_cache),
     (r"python -m eopack\.demo\.slurm", check_slurm_cluster),
     (r"python -m snakemake", check_python_m_snakemake),
+    (r"aws s3api put-bucket-lifecycle-configuration .*", check_lifecycle),
     ("|".join(map(re.escape, NOT_RUN)), check_not_run),
 ]
 

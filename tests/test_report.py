@@ -52,7 +52,16 @@ def report_run(world: DemoWorld, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _figures(workdir: Path) -> list[Path]:
-    return sorted((workdir / "results" / "report").rglob("*.png"))
+    """The report's figures: the per date range maps (footprints/{aoi}/) are files only."""
+    report = workdir / "results" / "report"
+    return sorted(p for p in report.rglob("*.png") if p.parent.parent.name != "footprints")
+
+
+def test_each_date_range_has_its_map(report_run):
+    maps = report_run / "results" / "report" / "footprints"
+    for manifest in sorted((report_run / "results" / "search").glob("*/*.geojson")):
+        assert (maps / manifest.parent.name / f"{manifest.stem}.png").is_file(), manifest
+    assert not list((report_run / "results" / "search").rglob("*.png"))
 
 
 def test_figures_are_built_with_the_run_within_the_memory_budget(world, report_run):
@@ -95,9 +104,50 @@ def test_summary_counts_the_run(report_run):
     plan_total = (workdir / "results" / "plan.tsv").read_text().splitlines()[-1].split("\t")
     assert f"${float(plan_total[-1]):.6f}" in text  # the requester-pays estimate
     assert "7 of 7 ok" in text
+    jobs = (workdir / "logs" / "report" / "job_times.html").read_text(encoding="utf-8")
     for rule in ("rebuild_safe", "bigearthnet_render", "report_footprints", "search"):
-        assert f"<td>{rule}</td>" in text
-    assert "<td>other</td>" not in text  # every job log matched its rule's log pattern
+        assert f"<td>{rule}</td>" in jobs and f"<td>{rule}</td>" not in text
+    assert "<td>other</td>" not in jobs  # every job log matched its rule's log pattern
+
+
+def test_a_bad_quicklook_is_a_placeholder_not_a_failed_run(world, report_run, tmp_path):
+    """The newcomer's case: a SAFE whose preview/quick-look.png is not a PNG made the
+    report_quicklook job, and the run, fail with "cannot identify image file <_io.BytesIO
+    object at 0x…>". Now: the run succeeds, the figure is a placeholder, one warning."""
+    import shutil
+    import zipfile
+
+    workdir = tmp_path / "wf"
+    shutil.copytree(report_run, workdir, symlinks=True)
+    archive = sorted((workdir / "results" / "zip").glob("*.zip"))[0]
+    member = f"{archive.stem}.SAFE/preview/quick-look.png"
+    rewritten = archive.with_suffix(".tmp")
+    with zipfile.ZipFile(archive) as old, zipfile.ZipFile(rewritten, "w") as new:
+        for info in old.infolist():
+            data = b"these bytes are not a PNG" if info.filename == member else old.read(info)
+            new.writestr(info, data)
+    rewritten.replace(archive)
+    figure = f"results/report/quicklooks/{archive.stem}.png"
+    args = ("--cores", "1", "--configfile", "config/demo.yaml", "--forcerun", "report_quicklook")
+    proc = run_snakemake(workdir, *args, figure, env=world.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert " at 0x" not in proc.stderr
+    log = (workdir / "logs" / "report" / "quicklooks" / f"{archive.stem}.log").read_text()
+    warnings = [line for line in log.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1 and "not a PNG" in warnings[0] and " at 0x" not in log, log
+    with Image.open(workdir / figure) as image:
+        assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 0
+
+
+def test_front_page_says_what_this_run_did(report_run):
+    """The demo searches Sentinel-1 only: the report's front page says so (it said
+    Sentinel-1, Sentinel-2 and Landsat)."""
+    text = (report_run / "report.html").read_text(encoding="utf-8")
+    start = text.index("var workflow_desc = ")
+    desc = json.JSONDecoder().raw_decode(text[start + len("var workflow_desc = ") :])[0]
+    desc = " ".join(re.sub(r"<[^>]+>", " ", desc).split())  # the words a person reads
+    assert "searched Sentinel-1 GRD" in desc, desc
+    assert "Sentinel-2" not in desc and "Landsat" not in desc
 
 
 def _not_blank(screenshot: Path, rect: dict[str, float]) -> tuple[int, float]:
@@ -163,8 +213,9 @@ def test_report_renders_every_figure_in_chromium(report_run, tmp_path_factory):
         browser.screenshot(shots / "caption.png")
 
     figures = {p.relative_to(workdir).as_posix() for p in _figures(workdir)}
-    assert set(seen) == figures | {"results/report/summary.html"}
-    assert seen["results/report/summary.html"] == "html"
+    pages = {"results/report/summary.html", "logs/report/job_times.html"}
+    assert set(seen) == figures | pages
+    assert all(seen[page] == "html" for page in pages)
 
 
 def _open_row(browser: Chromium, row: int) -> str:
@@ -182,7 +233,11 @@ def _check_shown(browser: Chromium, workdir: Path, path: str, shot: Path) -> str
             "document.readyState === 'complete' && document.body && document.body.innerText",
             context_id=context,
         )
-        assert "eopack run summary" in text and "requester-pays estimate" in text
+        expected = {  # each page's title and a line of its own
+            "results/report/summary.html": ("eopack run summary", "requester-pays estimate"),
+            "logs/report/job_times.html": ("eopack job times", "peak RSS (max)"),
+        }[path]
+        assert all(part in text for part in expected), (path, text[:500])
         browser.screenshot(shot)
         return "html"
     assert mime == "image/png", (path, mime)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -240,23 +241,48 @@ def test_quicklook_is_copied_from_the_zip_unchanged(tmp_path):
     assert (tmp_path / "q.png").read_bytes() == data
 
 
-def test_quicklook_missing_gives_a_placeholder_and_bad_input_an_error(tmp_path, caplog):
+def test_quicklook_missing_or_unreadable_gives_a_placeholder(tmp_path, caplog):
+    """A report figure never fails the data run: a SAFE without a readable quick-look gets a
+    placeholder that says why, and one warning that shows no Python object's repr."""
     archive = tmp_path / "no-preview.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr(f"{PID}.SAFE/manifest.safe", b"<xml/>")
     assert quicklooks.write_quicklook(archive, PID, tmp_path / "q.png") is False
-    assert "no preview/quick-look.png" in caplog.text
+    assert f"{PID}.SAFE/preview/quick-look.png: not in the zip" in caplog.text
     assert _png_pixels(tmp_path / "q.png").std() > 0
+    for name, data in (
+        ("not-png", b"these bytes are not a PNG at all"),  # as tried in the newcomer's run
+        ("garbled", b"\x89PNG\r\n\x1a\nrubbish"),
+        ("truncated", _png((10, 200, 30))[:60]),
+    ):
+        caplog.clear()
+        archive = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(f"{PID}.SAFE/preview/quick-look.png", data)
+        out = tmp_path / f"{name}.png"
+        assert quicklooks.write_quicklook(archive, PID, out) is False
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, caplog.text
+        text = warnings[0].getMessage()
+        assert f"{name}.zip: {PID}.SAFE/preview/quick-look.png: not a" in text, text
+        assert "placeholder" in text and " at 0x" not in text and "<" not in text, text
+        with Image.open(out) as image:
+            assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 0
+
+
+def test_quicklook_of_a_broken_zip_is_one_line(tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"not a zip")
     with pytest.raises(EopackError, match=r"broken.zip: cannot read the product zip"):
         quicklooks.write_quicklook(broken, PID, tmp_path / "q2.png")
-    garbled = tmp_path / "garbled.zip"
-    with zipfile.ZipFile(garbled, "w") as z:
-        z.writestr(f"{PID}.SAFE/preview/quick-look.png", b"\x89PNG\r\n\x1a\nrubbish")
-    with pytest.raises(EopackError, match=r"garbled.zip: .*quick-look.png: not a readable PNG"):
-        quicklooks.write_quicklook(garbled, PID, tmp_path / "q3.png")
-    assert not (tmp_path / "q2.png").exists() and not (tmp_path / "q3.png").exists()
+    assert not (tmp_path / "q2.png").exists()
+
+
+def test_error_messages_show_no_object_repr():
+    exc = EopackError(
+        "x.png: not readable (cannot identify image file <_io.BytesIO object at 0x7f3a2c>)"
+    )
+    assert str(exc) == "x.png: not readable (cannot identify image file)"
 
 
 def test_product_description_from_its_id():
@@ -322,19 +348,125 @@ def test_aoi_products_are_numbered_once_in_range_order(tmp_path):
     ]
 
 
-def test_footprint_map_is_deterministic_and_draws_the_products(tmp_path):
+def test_footprint_maps_are_deterministic_and_drawn_per_aoi_and_date_range(tmp_path):
     aoi, manifests = _aoi_files(tmp_path)
     out = tmp_path / "map.png"
-    assert footprints.write_aoi_map(aoi, manifests, out) == 2
-    first = out.read_bytes()
-    footprints.write_aoi_map(aoi, manifests, out)
-    assert out.read_bytes() == first
-    pixels = _png_pixels(out)
-    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
-    assert (31, 119, 180) in colours and (255, 127, 14) in colours  # footprints 1 and 2
+    ranges = [tmp_path / "alps" / f"{m.stem}.png" for m in manifests]
+    assert footprints.write_aoi_maps(aoi, manifests, out, ranges) == 2
+    first = [p.read_bytes() for p in (out, *ranges)]
+    footprints.write_aoi_maps(aoi, manifests, out, ranges)
+    assert [p.read_bytes() for p in (out, *ranges)] == first
+    colours = _colours(out)
+    assert BLUE in colours and ORANGE in colours  # footprints 1 and 2
+    assert BLUE in _colours(ranges[0]) and ORANGE not in _colours(ranges[0])  # A1 only
+    assert {BLUE, ORANGE} <= _colours(ranges[1])  # B2 keeps its AOI-wide number, 2
     empty = tmp_path / "none.geojson"
     empty.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
-    assert footprints.write_aoi_map(aoi, [empty], tmp_path / "empty.png") == 0
+    assert footprints.write_aoi_maps(aoi, [empty], tmp_path / "empty.png") == 0
+    with pytest.raises(EopackError, match=r"alps.geojson: 2 search manifests but 1 pictures"):
+        footprints.write_aoi_maps(aoi, manifests, out, ranges[:1])
+
+
+BLUE, ORANGE = (31, 119, 180), (255, 127, 14)  # PALETTE[0], PALETTE[1]
+
+
+def _colours(path: Path) -> set[tuple[int, ...]]:
+    return {tuple(c) for c in _png_pixels(path).reshape(-1, 3)}
+
+
+def _box(pid: str, x0: float, y0: float, x1: float, y1: float) -> dict:
+    feature = _feature(pid, 0, "2023-07-26T17:20:41Z")
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    feature["geometry"] = {"type": "Polygon", "coordinates": [ring]}
+    return feature
+
+
+def _entries(tmp_path: Path, features: list[dict]) -> list:
+    path = tmp_path / "search" / "2023-07-01_2023-07-31.geojson"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return footprints.aoi_products([path])
+
+
+def _map_pixels(fig) -> np.ndarray:
+    """The map's lines and fills alone: the legend and the numbers (in each product's colour
+    too) taken off, so a product's colour can only come from its outline."""
+    from eopack.report.plotting import png_bytes
+
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        for text in ax.texts:
+            text.set_visible(False)
+    with Image.open(io.BytesIO(png_bytes(fig))) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _texts(fig) -> list:
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_a_footprint_inside_a_later_one_keeps_its_outline(tmp_path):
+    """The newcomer's case: product 1 lies inside product 2; its outline was painted over by
+    product 2's fill. On the pixels: product 1's colour, exactly, is on the map."""
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    entries = _entries(
+        tmp_path, [_box("INSIDE", 10.2, 46.6, 10.8, 47.0), _box("OUTSIDE", 9.5, 46.0, 11.5, 47.8)]
+    )
+    assert [e.product.id for e in entries] == ["INSIDE", "OUTSIDE"]
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    pixels = _map_pixels(fig)
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)}
+    assert BLUE in colours, "the contained footprint's outline is not on the map"
+    assert ORANGE in colours
+    # The whole outline (the box is ~170 x 160 px), drawn in product 1's colour exactly; one
+    # pass per product (fill and edge) tinted it all under product 2's fill: 0 pixels.
+    assert (pixels == BLUE).all(axis=2).sum() > 400
+
+
+def test_numbers_sit_above_the_aoi_outline_and_axes_are_degrees(tmp_path):
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    entries = _entries(tmp_path, [_box("CROSS", 9.9, 46.4, 11.1, 47.3)])  # around the AOI
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    ax = fig.axes[0]
+    aoi_lines = [line for line in ax.get_lines() if line.get_color() == "black"]
+    numbers = [t for t in ax.texts if t.get_text() == "1"]
+    assert aoi_lines and numbers
+    assert min(t.get_zorder() for t in numbers) > max(line.get_zorder() for line in aoi_lines)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert any(t.endswith("°E") for t in ticks) and any(t.endswith("°N") for t in ticks), ticks
+
+
+@pytest.mark.parametrize("count", [12, 240])
+def test_every_product_is_listed_on_its_map(tmp_path, count):
+    """The PIL picture listed 5 products and "+N more"; the report map 40. A legend up to
+    MAX_LEGEND products, a numbered table beyond (the DAG benchmark's AOIs have 240)."""
+    from eopack.aoi import load_aoi
+
+    aoi, _ = _aoi_files(tmp_path)
+    features = [
+        _box(
+            f"S1A_IW_GRDH_1SDV_2023072{i % 10}T172041_{i:04d}", 9 + i * 0.01, 46, 10 + i * 0.01, 47
+        )
+        for i in range(count)
+    ]
+    entries = _entries(tmp_path, features)
+    fig = footprints.render_footprint_map(load_aoi(aoi), entries, "alps")
+    text = "\n".join(t.get_text() for t in _texts(fig))
+    for entry in entries:
+        assert re.search(rf"(^|\s){entry.number}\s+{entry.product.id}\s", text, re.M), entry.number
+    assert "more" not in text
+    from eopack.report.plotting import png_bytes
+
+    with Image.open(io.BytesIO(png_bytes(fig))) as image:
+        assert image.height < 3000 and image.width < 2000, image.size
 
 
 def test_contact_sheet_uses_the_map_numbers(tmp_path):
@@ -381,6 +513,32 @@ def test_step_times_group_logs_by_rule(tmp_path):
     assert "other" not in summary.step_times(logs, patterns, exclude=logs / "odd.log")
 
 
+def test_job_times_are_the_jobs_own_not_whole_seconds_of_timestamps(tmp_path):
+    """Jobs shorter than a second showed "0 s": their log timestamps share one second. The
+    ``job time`` line every job now ends with (process start to end) is what counts."""
+    logs = tmp_path / "logs"
+    (logs / "search").mkdir(parents=True)
+    for name, took in (("a", 0.47), ("b", 0.62)):
+        (logs / "search" / f"{name}.log").write_text(
+            f"2026-01-01T10:00:00 INFO eopack.search: start\n"
+            f"2026-01-01T10:00:00 INFO eopack: job time {took:.2f} s\n"
+            "2026-01-01T10:00:00 INFO eopack: peak RSS 79 MB\n"
+        )
+    steps = summary.step_times(logs, {"search": ["logs/search/{name}.log"]})
+    assert steps["search"].seconds == pytest.approx(1.09)
+    assert steps["search"].longest == pytest.approx(0.62)
+    html = summary.render_job_times(steps)
+    row = html[html.index("<td>search</td>") :].split("</tr>")[0]
+    assert '<td class="n">1.1 s</td>' in row and "0.6 s" in row, row
+    assert ">0 s<" not in html
+
+
+def _empty_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "empty-plan.tsv"
+    plan.write_text("product\tcollection\tfiles\tbytes\tmissing\test_cost_usd\n")
+    return plan
+
+
 def test_summary_page_from_the_run_records(tmp_path):
     _, manifests = _aoi_files(tmp_path)
     plan = tmp_path / "plan.tsv"
@@ -415,15 +573,18 @@ def test_summary_page_from_the_run_records(tmp_path):
         },
         tmp_path / "no-logs",
         {},
+        job_times=tmp_path / "job_times.html",
     )
     text = out.read_text(encoding="utf-8")
+    jobs = (tmp_path / "job_times.html").read_text(encoding="utf-8")
+    assert "No job logs found." in jobs and "<script" not in jobs
+    assert "Jobs" not in text and "job times" in text  # a run record: not in the summary
     assert "<td>alps</td>" in text and "2023-07-01 to 2023-07-31" in text
     assert "$0.225400" in text  # requester-pays estimate
     assert "2.5 GB" in text and "1.2 MB" in text  # fetched, delivered
     assert "s3://dest/eo" in text
     assert "ok (1 re-encoded TIFFs)" in text and "1 of 1 ok" in text
     assert "patches: train" in text and ">1<" in text  # one skipped patch
-    assert "No job logs found." in text
     assert "<script" not in text
 
 
@@ -431,3 +592,68 @@ def test_human_bytes_are_decimal():
     assert summary.human_bytes(999) == "999 B"
     assert summary.human_bytes(1_500_000) == "1.5 MB"
     assert summary.human_bytes(2.5e12) == "2.5 TB"
+
+
+# Front page (report/workflow.rst) --------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ["1. Run summary", "2. Areas of interest", "3. SAFE quicklooks", "4. BigEarthNet"]
+
+
+def front_page(overrides: dict, sections: list[str]) -> str:
+    """report/workflow.rst as `snakemake --report` renders it (snakemake.report.auto_report):
+    Jinja with the run's config (validated, defaults filled) and its result categories, then
+    RST to HTML; the text a person reads."""
+    import re
+
+    import yaml
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+    from snakemake.report import Category
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    update_config(config, overrides)
+    validate(config, str(REPO / "config" / "schema.yaml"))
+
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    env = Environment(trim_blocks=True, lstrip_blocks=True)
+    text = (REPO / "report" / "workflow.rst").read_text(encoding="utf-8")
+    categories = {Category(name): {} for name in sections}
+    rendered = env.from_string(text).render(snakemake=Snakemake, categories=categories, files={})
+    body = publish_parts(rendered, writer_name="html")["html_body"]
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_front_page_of_a_sentinel1_only_run_names_only_sentinel1():
+    demo = yaml_file(REPO / "config" / "demo.yaml")
+    text = front_page(demo, SECTIONS)
+    assert "searched Sentinel-1 GRD for the areas of interest in config/demo/aoi" in text, text
+    assert "Sentinel-2" not in text and "Landsat" not in text, text
+    assert "2 date range(s) (2021-03-01 to 2021-03-31; 2023-07-01 to 2023-07-31)" in text
+    assert "BigEarthNet v2 release" in text and "s3://eopack-demo-publish/eopack" in text
+    assert all(section in text for section in SECTIONS), text
+
+
+def test_front_page_lists_only_the_sections_the_report_has():
+    text = front_page({}, SECTIONS[:3])  # config.yaml: no BigEarthNet, no publishing
+    assert "BigEarthNet" not in text and "4." not in text, text
+    assert "published" not in text
+    assert "3. SAFE quicklooks" in text and "contact sheet" in text
+    optical = front_page({"search": {"collections": ["sentinel-2-l2a"]}}, SECTIONS[:2])
+    assert "searched Sentinel-2 L2A" in optical, optical
+    assert "SAFE" not in optical and "Sentinel-1" not in optical, optical
+    assert "Sentinel-2 L2A products are recorded in the search manifests only" in optical
+    assert "contact sheet" not in optical
+    months = [[f"2023-{m:02d}-01", f"2023-{m:02d}-28"] for m in range(1, 13)]
+    year = front_page({"date_ranges": months}, SECTIONS[:3])
+    assert "12 date range(s) (2023-01-01 to 2023-01-28; ...; 2023-12-01 to 2023-12-28)" in year
+
+
+def yaml_file(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -179,6 +179,43 @@ def test_read_only_bucket_refuses_writes_only(world, world_env):
     client.put_object(Bucket=dest, Key="new", Body=b"x")
 
 
+def _kms(client, bucket: str) -> None:
+    """Default encryption SSE-KMS, as a bucket whose policy demands it."""
+    rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/eopack-test"}
+    client.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+
+
+def test_kms_objects_have_etags_that_are_not_md5s(world, world_env):
+    """As on AWS: SSE-KMS and SSE-C ETags are opaque; conditions on them still work."""
+    client = make_client("eu-central-1")
+    kms = _dest_bucket(world, "eopack-kms")
+    _kms(client, kms)
+    plain = _dest_bucket(world, "eopack-plain")
+    body = b"encrypted at rest"
+    md5 = hashlib.md5(body).hexdigest()
+    client.put_object(Bucket=kms, Key="k", Body=body)
+    client.put_object(Bucket=plain, Key="k", Body=body)
+    head = client.head_object(Bucket=kms, Key="k")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    etag = head["ETag"].strip('"')
+    assert len(etag) == 32 and etag != md5
+    assert client.get_object(Bucket=kms, Key="k")["ETag"] == head["ETag"]
+    assert client.head_object(Bucket=plain, Key="k")["ETag"].strip('"') == md5
+    got = client.get_object(Bucket=kms, Key="k", IfMatch=head["ETag"])["Body"].read()
+    assert got == body
+    client.copy_object(
+        Bucket=plain, Key="copy", CopySource={"Bucket": kms, "Key": "k"},
+        CopySourceIfMatch=head["ETag"],
+    )  # fmt: skip
+    key = "A" * 43 + "="  # a 256-bit customer key, base64
+    sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+    client.put_object(Bucket=plain, Key="c", Body=body, **sse_c)
+    assert client.head_object(Bucket=plain, Key="c", **sse_c)["ETag"].strip('"') != md5
+
+
 # Ranged reads at the cost of the range (the server's performance shim)
 # --------------------------------------------------------------------------------------------
 

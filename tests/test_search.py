@@ -190,26 +190,6 @@ def test_unreachable_stac_api_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "m.geojson").exists()
 
 
-def test_footprint_picture(world, world_env, tmp_path):
-    from PIL import Image
-
-    picture = tmp_path / "alps.png"
-    run_search(
-        AOI_DIR / "alps.geojson",
-        "2023-07-01",
-        "2023-07-31",
-        SEARCH,
-        tmp_path / "m.geojson",
-        picture,
-    )
-    with Image.open(picture) as image:
-        assert image.format == "PNG" and image.size == (640, 640)
-        pixels = image.convert("RGB")
-        colours = {pixels.getpixel((x, y)) for x in range(0, 640, 4) for y in range(0, 640, 4)}
-    assert (0, 0, 0) in colours  # the AOI outline
-    assert len(colours) > 5  # footprints filled in their colours, not a blank page
-
-
 def test_antimeridian_footprint_matches_split_aoi(tmp_path):
     """The real productInfo footprint of a product across 180° (MultiPolygon) hits a split AOI."""
     from eopack.search.filters import keep_product

@@ -68,6 +68,54 @@ def landsat_item(cloud: float = 40.0, s3: bool = True) -> dict:
     }
 
 
+S1_ID = "S1A_IW_GRDH_1SDV_20230726T172041_20230726T172106_049597_05F6A1_D7E2"
+S1_FOLDER = f"s3://sentinel-s1-l1c/GRD/2023/7/26/IW/DV/{S1_ID}"
+
+
+def s1_item(assets: dict[str, str], identifier: bool = True) -> dict:
+    """An Earth Search S1 item without ``earthsearch:s3_path``: ``assets`` {key: path}."""
+    props = {"datetime": "2023-07-26T17:20:53Z", "sar:instrument_mode": "IW"}
+    if identifier:
+        props["s1:product_identifier"] = S1_ID
+    return {
+        "type": "Feature",
+        "id": S1_ID[:-5],
+        "collection": "sentinel-1-grd",
+        "geometry": SQUARE,
+        "properties": props,
+        "assets": {key: {"href": f"{S1_FOLDER}/{path}"} for key, path in assets.items()},
+    }
+
+
+MEASUREMENTS_FIRST = {
+    "vh": "measurement/iw-vh.tiff",
+    "vv": "measurement/iw-vv.tiff",
+    "schema-calibration-vv": "annotation/calibration/calibration-iw-vv.xml",
+    "schema-product-vv": "annotation/iw-vv.xml",
+    "safe-manifest": "manifest.safe",
+    "thumbnail": "preview/quick-look.png",
+}
+
+
+@pytest.mark.parametrize(
+    ("assets", "identifier"),
+    [
+        (MEASUREMENTS_FIRST, True),  # the safe-manifest asset's folder
+        ({k: v for k, v in MEASUREMENTS_FIRST.items() if k != "safe-manifest"}, True),  # the id
+        ({"vv": "measurement/iw-vv.tiff", "vh": "measurement/iw-vh.tiff"}, False),  # SAFE subfolder
+        ({"vv": "measurement/iw-vv.tiff", "cal": "annotation/calibration/c.xml"}, False),  # shared
+    ],
+    ids=["manifest-asset", "product-id", "measurement-only", "common-folder"],
+)
+def test_s1_prefix_without_s3_path_is_the_product_folder(assets, identifier):
+    """Measurement assets may come first: the prefix is still the product's folder."""
+    product = item_to_product(s1_item(assets, identifier))
+    assert (product.bucket, product.prefix) == (
+        "sentinel-s1-l1c",
+        f"GRD/2023/7/26/IW/DV/{S1_ID}",
+    )
+
+
 def s1(**changes) -> Product:
     base = {
         "id": "S1A_IW_GRDH_1SDV_20210310T053012_20210310T053037_036920_0457B2_1A2B",

@@ -616,3 +616,40 @@ def test_rebuild_safe_skips_the_md5_by_default(world, world_env, tmp_path, monke
     }
     for safe_path, key in product.filename_map.items():
         assert (dest / safe_path).read_bytes() == product.objects[key]
+
+
+# A bucket in another region than configured
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_bucket_in_another_region_is_found_and_read(source, s3net, tmp_path, caplog):
+    """S3 answers 301 without Location for a request signed for the wrong region, which obstore
+    does not follow: the bucket's region is asked first (HeadBucket) and used, in one line."""
+    data = random_bytes(300_000, seed=31)
+    source.put("far.bin", data)
+    s3net.in_region(source.bucket.name, "us-west-2")
+    dest = tmp_path / "far.bin"
+    with caplog.at_level(logging.WARNING):
+        assert download_file(make_client(REGION), source.bucket, "far.bin", dest)[0] == len(data)
+    assert dest.read_bytes() == data
+    said = [r.getMessage() for r in caplog.records if "us-west-2" in r.getMessage()]
+    assert said == [
+        f"s3://{source.bucket.name}: the bucket is in us-west-2, not {REGION} as configured; "
+        "using us-west-2"
+    ]
+
+
+def test_a_redirect_that_cannot_be_followed_is_one_line(source, s3net, tmp_path, monkeypatch):
+    """Should the region still be wrong (HeadBucket refused), the error names bucket and region."""
+    import eopack.transfer
+
+    source.put("far.bin", b"x" * 1000)
+    s3net.in_region(source.bucket.name, "us-west-2")
+    monkeypatch.setattr(eopack.transfer, "bucket_region", lambda *_: None)
+    with pytest.raises(EopackError) as info:
+        download_file(make_client(REGION), source.bucket, "far.bin", tmp_path / "far.bin")
+    assert str(info.value) == (
+        f"s3://{source.bucket.name}/far.bin: S3 redirects to another region than {REGION}: "
+        f"set the bucket's region in the config (sources: {source.bucket.name}: region)"
+    )
+    assert not (tmp_path / "far.bin").exists()

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -169,23 +170,51 @@ def check_destination_bucket(
     """Refuse a source bucket as destination, and a bucket that is missing or forbidden.
 
     Checked before anything is written, so these mistakes cost no copy and leave nothing.
+    HeadBucket needs ``s3:ListBucket``, which a write-only policy (``s3:PutObject`` on
+    ``prefix/*``) does not grant: a 403 is then one warning, and the writes say the rest.
     """
     if bucket in source_buckets:
         raise EopackError(
             f"{uri}: destination bucket {bucket} is a configured source bucket "
             "(eopack never writes to a source)"
         )
-    head_bucket(client, bucket, uri, "destination bucket")
+
+    def forbidden() -> None:
+        log.warning(
+            "%s: cannot check the destination bucket (HeadBucket refused: no s3:ListBucket?); "
+            "trying the writes",
+            uri,
+        )
+
+    head_bucket(client, bucket, uri, "destination bucket", on_forbidden=forbidden)
 
 
-def head_bucket(client: Any, bucket: str, uri: str, noun: str = "bucket") -> Mapping[str, Any]:
-    """HEAD a bucket; a missing or forbidden one is one line naming ``uri`` and the ``noun``."""
+def is_forbidden(exc: Exception) -> bool:
+    """A 403: these credentials may not make this call (which may still allow others)."""
+    return isinstance(exc, ClientError) and _code(exc)[1] == 403
+
+
+def head_bucket(
+    client: Any,
+    bucket: str,
+    uri: str,
+    noun: str = "bucket",
+    *,
+    on_forbidden: Callable[[], None] | None = None,
+) -> Mapping[str, Any]:
+    """HEAD a bucket; a missing or forbidden one is one line naming ``uri`` and the ``noun``.
+
+    ``on_forbidden``: called instead of raising on a 403 (the answer is then empty).
+    """
     try:
         return client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         code, status = _code(exc)
         if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
             raise EopackError(f"{uri}: {noun} does not exist") from None
+        if status == 403 and on_forbidden is not None:
+            on_forbidden()
+            return {}
         if status == 403:
             raise EopackError(
                 f"{uri}: access denied on the {noun} (check AWS credentials)"
@@ -225,6 +254,12 @@ def pmap(pool: ThreadPoolExecutor, fn: Callable[[K], V], keys: Sequence[K]) -> d
 # --------------------------------------------------------------------------------------------
 
 
+#: ``ServerSideEncryption`` values (and SSE-C, by ``SSECustomerAlgorithm``) whose objects'
+#: ETags are not their MD5 (AWS: "Objects encrypted by SSE-C or SSE-KMS have ETags that are
+#: not an MD5 digest of their object data").
+OPAQUE_ETAG_ENCRYPTION = frozenset({"aws:kms", "aws:kms:dsse", "SSE-C"})
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a HEAD tells about an object."""
@@ -232,17 +267,32 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str | None = None
+    encryption: str | None = None  # ServerSideEncryption, or "SSE-C"
+
+    @property
+    def opaque_etag(self) -> bool:
+        """Encrypted so that the ETag is not the MD5 even for a single-part object."""
+        return self.encryption in OPAQUE_ETAG_ENCRYPTION
 
     @property
     def md5(self) -> str | None:
-        """The MD5 when the ETag is one (single-part, not KMS); multipart ETags end in ``-N``."""
+        """The MD5 when the ETag is one: single part (multipart ETags end in ``-N``), and not
+        SSE-KMS, DSSE-KMS or SSE-C, whose 32-hex ETags are something else."""
         etag = self.etag.strip('"').lower()
+        if self.opaque_etag:
+            return None
         return etag if re.fullmatch(r"[0-9a-f]{32}", etag) else None
 
 
 def _info(response: Mapping[str, Any]) -> ObjectInfo:
+    encryption = response.get("ServerSideEncryption")
+    if response.get("SSECustomerAlgorithm"):
+        encryption = "SSE-C"
     return ObjectInfo(
-        int(response["ContentLength"]), str(response.get("ETag", "")), response.get("ContentType")
+        int(response["ContentLength"]),
+        str(response.get("ETag", "")),
+        response.get("ContentType"),
+        str(encryption) if encryption else None,
     )
 
 
@@ -311,6 +361,55 @@ def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
         log.warning(
             "s3://%s/%s: could not abort multipart upload %s: %s", bucket, key, upload_id, exc
         )
+
+
+def abort_stale_uploads(
+    client: Any, bucket: str, prefix: str, *, exact: bool = False, before: datetime | None = None
+) -> int:
+    """Abort multipart uploads to keys under ``prefix`` (``exact``: to that key) begun before
+    ``before`` (default: now); returns how many.
+
+    A killed copy or zip stream leaves its multipart upload behind: invisible, but its parts
+    are billed until it is aborted. Only the keys this run is about to write are looked at, so
+    uploads of other tools are left alone; the run's own uploads start after ``before``. One
+    line says what was aborted. Credentials that may not list uploads
+    (``s3:ListBucketMultipartUploads``) only skip this (the lifecycle rule
+    ``AbortIncompleteMultipartUpload`` is the other remedy).
+    """
+    before = before or datetime.now(UTC)
+    uploads: list[Mapping[str, Any]] = []
+    args = {"Bucket": bucket, "Prefix": prefix}
+    try:
+        while True:  # 1,000 a page
+            page = client.list_multipart_uploads(**args)
+            uploads += page.get("Uploads", [])
+            if not page.get("IsTruncated"):
+                break
+            args.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+    except (ClientError, BotoCoreError) as exc:
+        log.info(
+            "s3://%s/%s: incomplete multipart uploads not looked for (%s)",
+            bucket,
+            prefix,
+            type(exc).__name__,
+        )
+        return 0
+    stale = [
+        u
+        for u in uploads
+        if (not exact or u["Key"] == prefix) and u.get("Initiated", before) < before
+    ]
+    for upload in stale:
+        abort_upload(client, bucket, upload["Key"], upload["UploadId"])
+    if stale:
+        log.warning(
+            "s3://%s/%s: aborted %d incomplete multipart upload(s) left by an interrupted run "
+            "(their parts are billed until aborted)",
+            bucket,
+            prefix,
+            len(stale),
+        )
+    return len(stale)
 
 
 def multipart_copy(
@@ -382,6 +481,20 @@ def read_manifest(client: Any, source: SourceBucket, key: str) -> list[DataObjec
     return parse_manifest_bytes(get_bytes(client, source, key), f"s3://{source.name}/{key}")
 
 
+def _copied_md5(src: ObjectInfo | None, dst: ObjectInfo | None) -> str | None:
+    """The MD5 of the destination's bytes, as far as HEADs tell.
+
+    The destination's ETag when it is an MD5. For an encrypted destination (SSE-KMS...: the
+    ETag is opaque) the source's MD5: every copy is pinned to that source version by
+    ``x-amz-copy-source-if-match`` and the sizes agree, so the bytes are the source's.
+    """
+    if dst is None:
+        return None
+    if dst.md5 is None and dst.opaque_etag and src is not None:
+        return src.md5
+    return dst.md5
+
+
 def _status(
     src: ObjectInfo | None, dst: ObjectInfo | None, listed: DataObject | None
 ) -> tuple[str, str]:
@@ -394,8 +507,9 @@ def _status(
         return "md5_mismatch", "source"
     if listed is None:
         return "ok", "source"
+    got = _copied_md5(src, dst)
     size_ok = listed.size is None or dst.size == listed.size
-    md5_ok = listed.md5 is None or dst.md5 is None or dst.md5 == listed.md5
+    md5_ok = listed.md5 is None or got is None or got == listed.md5
     if listed.is_measurement:  # re-encoded in the bucket: a mismatch is expected
         return ("ok" if size_ok and md5_ok else "ok_reencoded"), "manifest"
     if not size_ok:
@@ -413,11 +527,14 @@ def file_entry(
 ) -> dict[str, Any]:
     """Check one copied file against its source and ``manifest.safe`` from HEADs alone.
 
-    Sizes always; MD5 only where the destination ETag is one (``md5_checked``). Statuses are
-    those of :func:`eopack.safe.manifest.verify_safe`, keys a superset of its entries'.
+    Sizes always; MD5 where the destination ETag is one (``md5_checked``), or, for an
+    encrypted destination whose ETag is not an MD5, the pinned source's MD5 against the
+    manifest (``source_md5_checked``). Statuses are those of
+    :func:`eopack.safe.manifest.verify_safe`, keys a superset of its entries'.
     """
     status, against = _status(src, dst, listed)
     md5 = dst.md5 if dst else None
+    by_source = md5 is None and dst is not None and dst.opaque_etag
     return {
         "path": safe_path,
         "key": key,
@@ -430,6 +547,8 @@ def file_entry(
         "md5": md5,
         "etag": dst.etag if dst else None,
         "md5_checked": bool(md5 and ((src and src.md5) or (listed and listed.md5))),
+        "encryption": dst.encryption if dst else None,
+        "source_md5_checked": bool(by_source and src and src.md5 and listed and listed.md5),
         "against": against,
         "status": status,
     }
@@ -442,10 +561,12 @@ def failure_line(report: Mapping[str, Any]) -> str:
     source = first["against"] == "source"
     expected_size = first["source_size"] if source else first["expected_size"]
     expected_md5 = first["source_etag"] if source else first["expected_md5"]
+    # An encrypted destination's MD5 is its pinned source's (see _copied_md5).
+    got_md5 = first["md5"] or str(first["source_etag"]).strip('"')
     detail = {
         "missing": "missing at the destination",
         "size_mismatch": f"size {first['size']} != {first['against']} {expected_size}",
-        "md5_mismatch": f"MD5 {first['md5']} != {first['against']} {expected_md5}",
+        "md5_mismatch": f"MD5 {got_md5} != {first['against']} {expected_md5}",
     }[first["status"]]
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     return f"{report['destination']}{first['path']}: {detail}{more}"
@@ -460,9 +581,26 @@ def _put_json(client: Any, bucket: str, key: str, report: Mapping[str, Any]) -> 
 
 
 def _remove_marker(client: Any, bucket: str, key: str) -> None:
-    """Delete a previous run's completion marker before overwriting any of its files."""
-    if head_destination(client, bucket, key) is None:
-        return  # nothing to delete: no s3:DeleteObject permission needed
+    """Delete a previous run's completion marker before overwriting any of its files.
+
+    Its HEAD is the copy's first read of the destination: a write-only policy stops here, in
+    words that say what the copy needs (it verifies every copied file by HEAD).
+    """
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code, status = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return  # nothing to delete: no s3:DeleteObject permission needed
+        if status == 403:
+            raise EopackError(
+                f"s3://{bucket}/{key}: HeadObject refused on the destination: copying a SAFE "
+                "needs s3:GetObject there to verify the copies (or set "
+                "destination.copy_safe: false and deliver the zip only)"
+            ) from None
+        raise destination_error(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, key) from None
     try:
         client.delete_object(Bucket=bucket, Key=key)
     except (ClientError, BotoCoreError) as exc:
@@ -513,6 +651,7 @@ def copy_safe_to_s3(
         if check_manifest and "manifest.safe" in filename_map:
             manifest = read_manifest(client, source, src_key("manifest.safe"))
         _remove_marker(client, dest_bucket, marker)
+        abort_stale_uploads(client, dest_bucket, dest.key(safe_dir) + "/")
 
         def copy(p: str) -> str:
             return copy_one(
@@ -676,10 +815,11 @@ def upload_file(
     sha256, expected = sha256_checksums(path, chunk if multipart else None)
     record = {"uri": uri, "size": size, "sha256": sha256, "checksum_sha256": expected}
     if skip_existing:
-        head = head_or_none(client, dest_bucket, key, ChecksumMode="ENABLED")
+        head = _head_if_allowed(client, dest_bucket, key, "not looking for the same bytes there")
         if head is not None and _same_bytes(head, size, sha256, expected):
             log.info("%s: already there with the same SHA-256; not uploaded again", uri)
             return {**record, "etag": head.get("ETag"), "multipart": None, "skipped": True}
+    abort_stale_uploads(client, dest_bucket, key, exact=True)
     config = TransferConfig(
         multipart_threshold=multipart_threshold,
         multipart_chunksize=chunk,
@@ -692,14 +832,39 @@ def upload_file(
     }
     try:
         client.upload_file(str(path), dest_bucket, key, ExtraArgs=extra, Config=config)
-        head = client.head_object(Bucket=dest_bucket, Key=key, ChecksumMode="ENABLED")
     except S3UploadFailedError as exc:
         cause = exc.__context__ if isinstance(exc.__context__, ClientError) else exc
         raise destination_error(cause, dest_bucket, key) from None
     except (ClientError, BotoCoreError) as exc:
         raise destination_error(exc, dest_bucket, key) from None
+    head = _head_if_allowed(
+        client, dest_bucket, key, "not read back; S3 checked the SHA-256 of every request"
+    )
+    if head is None:  # write-only: S3 refuses a body whose SHA-256 is not the one sent
+        return {**record, "etag": None, "multipart": multipart, "skipped": False}
     _check_upload(client, path, uri, head, size, expected)
     return {**record, "etag": head.get("ETag"), "multipart": multipart, "skipped": False}
+
+
+def _head_if_allowed(
+    client: Any, bucket: str, key: str, otherwise: str
+) -> Mapping[str, Any] | None:
+    """HEAD with checksums; None when absent, or refused (write-only: one warning saying
+    ``otherwise``, what is done instead)."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        code, status = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            return None
+        if status == 403:
+            log.warning(
+                "s3://%s/%s: HeadObject refused (no s3:GetObject?); %s", bucket, key, otherwise
+            )
+            return None
+        raise destination_error(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise describe_error(exc, bucket, key) from None
 
 
 def _same_bytes(head: Mapping[str, Any], size: int, sha256: str, expected: str) -> bool:
@@ -736,9 +901,16 @@ def _check_upload(
 # --------------------------------------------------------------------------------------------
 
 
+#: How one run moved the bytes (uploaded or found there, in one part or many): logged, not kept.
+RUN_ONLY_KEYS = ("skipped", "multipart")
+
+
 def write_receipt(record: Mapping[str, Any], path: str | Path) -> None:
-    """A local JSON record of what was delivered where (stable key order)."""
-    write_json(path, record)
+    """A local JSON record of what was delivered where (stable key order).
+
+    Only facts about the object: two runs that deliver the same bytes write the same receipt,
+    whether this one uploaded them or found them there (that is in the job's log)."""
+    write_json(path, {k: v for k, v in record.items() if k not in RUN_ONLY_KEYS})
 
 
 def deliver_safe(

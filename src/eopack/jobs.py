@@ -17,6 +17,9 @@ from eopack.logs import setup_logging
 
 T = TypeVar("T")
 
+# The fallback start of the job where /proc is missing: when the adapter imported this module.
+_IMPORTED = time.monotonic()
+
 
 def run_job(log_file: str | Path | None, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``step`` with logging to ``log_file``; an :class:`EopackError` exits 1 with its line."""
@@ -27,8 +30,24 @@ def run_job(log_file: str | Path | None, step: Callable[..., T], *args: Any, **k
         log.error("%s", err)
         logging.shutdown()
         sys.exit(f"eopack: {err}")
+    log.info("job time %.2f s", job_seconds())
     log.info("peak RSS %d MB", peak_rss_mb())
     return result
+
+
+def job_seconds() -> float:
+    """Seconds since this process started, Python's start-up and imports included: what the
+    job cost. The run summary reads it from the log; log timestamps have whole seconds, and
+    most jobs take less than one.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            # Fields after "(comm)": state is field 3, starttime (clock ticks after boot) 22.
+            started = int(stat.read().rpartition(")")[2].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            return max(0.0, float(uptime.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
 
 
 def end_process(status: int = 0) -> NoReturn:

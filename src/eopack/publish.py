@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eopack.credentials import cap_to_credentials
 from eopack.deliver import (
     DEFAULT_MULTIPART_THRESHOLD,
     DEFAULT_PART_SIZE,
@@ -420,6 +421,7 @@ def presign_receipts(
     buckets = sorted({parse_s3_uri(item.uri)[0] for item in items})
     signers = {b: make_client(bucket_region(client, b), signature_version="s3v4") for b in buckets}
     restore_missing(client, items, source_buckets, max_workers)
+    expires_s = cap_to_credentials(client, expires_s) if items else expires_s
     rows = []
     for item in sorted(items, key=lambda i: i.object):
         url, expires = presign(signers[parse_s3_uri(item.uri)[0]], item.uri, expires_s)
@@ -444,11 +446,14 @@ def write_urls(
         for row in [URLS_COLUMNS, *(r.row() for r in rows)]:
             handle.write("\t".join(row) + "\n")
     until = min((r.expires for r in rows), default=None)
+    # As signed: temporary credentials may have shortened it (eopack.credentials).
+    lifetime = min((int(parse_qs(urlsplit(r.url).query)["X-Amz-Expires"][0]) for r in rows),
+                   default=expires_s)  # fmt: skip
     log.info(
         "%s: %d presigned URLs, valid %s%s",
         output,
         len(rows),
-        _duration(expires_s),
+        _duration(lifetime),
         f", until {until.strftime(ISO_UTC)}" if until else "",
     )
     return rows

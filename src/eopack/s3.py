@@ -66,6 +66,22 @@ def make_client(
     return boto3.session.Session().client("s3", config=config)
 
 
+def bucket_region(client: Any, bucket: str) -> str | None:
+    """The region S3 says ``bucket`` is in (``x-amz-bucket-region``), or None if it says none.
+
+    HeadBucket carries the header on success and also on the 301 (another region) and 403 (no
+    ``s3:ListBucket``) answers, so a caller that may not list the bucket learns it too.
+    """
+    try:
+        response: Mapping[str, Any] = client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        response = exc.response
+    except BotoCoreError:
+        return None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return headers.get("x-amz-bucket-region") or None
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``(bucket, key)``."""
     if not uri.startswith("s3://"):

@@ -48,7 +48,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.errors import EopackError
 from eopack.fsutil import locked_partial, pwrite_all
-from eopack.s3 import CHUNK, SourceBucket, describe_error
+from eopack.s3 import CHUNK, SourceBucket, bucket_region, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,38 @@ class _ClientCredentials:
         }
 
 
+def located(client: Any, bucket: SourceBucket) -> SourceBucket:
+    """``bucket`` with the region S3 says it is in, said in one line when the config differs.
+
+    obstore does not follow S3's 301 for a request signed for another region (it has no
+    ``Location``), so the store must be rebuilt for the region S3 names.
+    """
+    found = bucket_region(client, bucket.name)
+    if not found or found == bucket.region:
+        return bucket
+    log.warning(
+        "s3://%s: the bucket is in %s, not %s as configured; using %s",
+        bucket.name,
+        found,
+        bucket.region,
+        found,
+    )
+    return replace(bucket, region=found)
+
+
+def _is_redirect(exc: BaseException) -> bool:
+    """obstore's "Received redirect without LOCATION": S3's 301 for another region."""
+    return "redirect" in str(exc).lower()
+
+
+def _redirect_error(uri: str, bucket: SourceBucket) -> EopackError:
+    """One line for a redirect whose region S3 did not name (HeadBucket refused)."""
+    return EopackError(
+        f"{uri}: S3 redirects to another region than {bucket.region}: set the bucket's "
+        f"region in the config (sources: {bucket.name}: region)"
+    )
+
+
 def object_store(client: Any, bucket: SourceBucket) -> Any:
     """An obstore ``S3Store`` for ``bucket`` that talks to where and as ``client`` talks.
 
@@ -404,6 +436,9 @@ class _Downloads:
         self.bucket = bucket
         self.config = config
         self.store = object_store(client, bucket)
+        #: The store was rebuilt for the region S3 named (at most once: see :meth:`_moved`).
+        self.relocated = False
+        self.relocating = asyncio.Lock()
         self.gate = asyncio.Semaphore(config.requests)
         #: Versions from :meth:`list`, each used once (a changed object is asked again by HEAD).
         self.listed: dict[str, _Version] = {}
@@ -413,17 +448,41 @@ class _Downloads:
     def _uri(self, key: str) -> str:
         return f"s3://{self.bucket.name}/{key}"
 
+    async def _moved(self, store: Any, key: str) -> None:
+        """A request on ``store`` was redirected: rebuild the store for the bucket's region.
+
+        Asked only then (one HeadBucket), so a well-configured run sends no extra request.
+        Returns when the caller should try again (now, or already, relocated); raises the
+        one-line error when S3 names no other region or still redirects.
+        """
+        async with self.relocating:
+            if store is not self.store:
+                return  # another request relocated meanwhile
+            if not self.relocated:
+                self.relocated = True
+                moved = await asyncio.to_thread(located, self.client, self.bucket)
+                if moved.region != self.bucket.region:
+                    self.bucket, self.store = moved, object_store(self.client, moved)
+                    return
+            raise _redirect_error(self._uri(key), self.bucket)
+
     async def head(self, key: str) -> _Version:
         """Size and ETag, by obstore; a refusal is asked again by boto3 for its words (a
         missing bucket and a missing key look alike to a HEAD, :func:`_head` tells them)."""
         import obstore
 
-        async with self.gate:
-            try:
-                meta = await obstore.head_async(self.store, key)
-            except _refused():
-                return await asyncio.to_thread(_head, self.client, self.bucket, key)
-        return _Version(int(meta["size"]), str(meta["e_tag"]))
+        while True:
+            store = self.store
+            async with self.gate:
+                try:
+                    meta = await obstore.head_async(store, key)
+                    return _Version(int(meta["size"]), str(meta["e_tag"]))
+                except _refused():
+                    return await asyncio.to_thread(_head, self.client, self.bucket, key)
+                except Exception as exc:
+                    if not _is_redirect(exc):
+                        raise
+            await self._moved(store, key)
 
     async def list(self, prefix: str) -> None:
         """Sizes and ETags of every object under ``prefix`` by LIST (1,000 per request), in
@@ -550,9 +609,10 @@ class _Downloads:
             options: dict[str, Any] = {"if_match": version.etag}
             if pos > 0 or end < version.size:
                 options["range"] = (pos, end)
+            store = self.store
             async with self.gate:
                 try:
-                    result = await obstore.get_async(self.store, key, options=options)  # type: ignore[arg-type]
+                    result = await obstore.get_async(store, key, options=options)  # type: ignore[arg-type]
                     if tuple(result.range) != (pos, end):  # wrong offsets corrupt silently
                         raise EopackError(f"{uri}: asked bytes {pos}-{end - 1}, got {result.range}")
                     async for chunk in result.stream(min_chunk_size=CHUNK):
@@ -582,6 +642,9 @@ class _Downloads:
                     raise
                 except Exception as exc:  # a broken connection or body, in obstore's words
                     broken = exc
+            if _is_redirect(broken):  # before any byte: the bucket's region, not the network
+                await self._moved(store, key)
+                continue
             failures += 1
             if failures >= STREAM_ATTEMPTS:
                 detail = str(broken).splitlines()[0] if str(broken) else type(broken).__name__

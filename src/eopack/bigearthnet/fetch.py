@@ -622,7 +622,7 @@ def _fetch_s3(
             raise
         raise EopackError(
             f"{uri}: access denied (check AWS credentials; a requester-pays bucket needs "
-            "bigearthnet.requester_pays: true)"
+            "bigearthnet.source_requester_pays: true)"
         ) from None
     if got is None:  # the transfer was configured not to hash
         _, got = file_md5(dest)

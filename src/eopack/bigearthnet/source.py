@@ -78,14 +78,19 @@ def archive_name(stem: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """The release folder and the md5 of each of its files."""
+    """The release folder and the md5 of each of its files.
+
+    ``region`` and ``requester_pays`` are for an ``s3://`` folder (a mirror may be in any
+    region, and may bill the reader); ``region`` None: ``AWS_DEFAULT_REGION``, else
+    eu-central-1 (a wrong one is corrected from S3's redirect, in one line).
+    """
 
     base: str
     md5s: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     retries: int = 5
-    region: str | None = None  # s3:// sources; None: AWS_DEFAULT_REGION, else eu-central-1
-    requester_pays: bool = False  # s3:// sources: send x-amz-request-payer: requester
+    region: str | None = None
+    requester_pays: bool = False
 
     def uri(self, name: str) -> str:
         """URI (or local path) of release file ``name``."""
@@ -166,8 +171,8 @@ def _configured(cfg: Mapping[str, Any], md5s: Mapping[str, str]) -> Source:
         md5s,
         float(cfg.get("timeout_s", 60)),
         int(cfg.get("retries", 5)),
-        cfg.get("region") or None,
-        bool(cfg.get("requester_pays", False)),
+        cfg.get("source_region") or None,
+        bool(cfg.get("source_requester_pays", False)),
     )
 
 

@@ -7,6 +7,9 @@ implements the request-payment sub-resource itself and answers requests to a req
 bucket that do not accept the charges with the 403 ``AccessDenied`` that AWS sends. That
 includes copies (CopyObject, UploadPartCopy) whose *source* is a requester-pays bucket.
 
+It also gives objects stored with SSE-KMS, DSSE-KMS or SSE-C an ETag that is not their MD5, as
+AWS does (moto returns the MD5 whatever the encryption): see :class:`EncryptedETags`.
+
 Two test aids sit in the same wrapper:
 
 * :class:`TrafficCounter` counts the body bytes the server sends and receives, per bucket and
@@ -29,6 +32,7 @@ preconditions and builds every header. ``LocalS3Server(range_reads=False)`` is m
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import socket
@@ -250,6 +254,71 @@ class _CountingBody:
             close()
 
 
+# ETags of encrypted objects, as AWS gives them
+# --------------------------------------------------------------------------------------------
+
+_MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
+#: ``x-amz-server-side-encryption`` values whose objects' ETags are not their MD5.
+_KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
+#: Conditional request headers that name an ETag (moto compares them with the MD5).
+_CONDITION_HEADERS = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_X_AMZ_COPY_SOURCE_IF_MATCH",
+    "HTTP_X_AMZ_COPY_SOURCE_IF_NONE_MATCH",
+)
+#: Operations whose ETag answers are left as moto gives them: part ETags go back to moto in
+#: CompleteMultipartUpload (and eopack never reads a part's ETag as an MD5).
+_PART_OPERATIONS = frozenset({"UploadPart", "UploadPartCopy"})
+
+
+class EncryptedETags:
+    """Give SSE-KMS, DSSE-KMS and SSE-C objects an ETag that is not their MD5, as AWS does.
+
+    moto stores ``x-amz-server-side-encryption`` (from the request or the bucket's default
+    encryption, e.g. ``put_bucket_encryption`` with ``aws:kms``) but keeps the MD5 as ETag, so
+    a client that takes any 32-hex ETag for an MD5 passes every test and fails on a KMS bucket.
+    Response headers of such objects get a stable stand-in ETag (the MD5 of the MD5, salted);
+    conditional requests naming a stand-in (``If-Match``, ``x-amz-copy-source-if-match``) are
+    translated back before moto sees them. XML bodies (CopyObjectResult, listings) keep moto's
+    ETag: eopack reads ETags from HEAD answers.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._real: dict[str, str] = {}  # stand-in -> moto's ETag (both without quotes)
+
+    def stand_in(self, etag: str) -> str:
+        fake = hashlib.md5(b"eopack-sse:" + etag.encode(), usedforsecurity=False).hexdigest()
+        self._real[fake] = etag
+        return fake
+
+    def translate_request(self, environ: dict[str, Any]) -> None:
+        """Conditions on a stand-in ETag become conditions on moto's."""
+        for name in _CONDITION_HEADERS:
+            match = _MD5_ETAG.match(str(environ.get(name, "")))
+            if match and match.group(1) in self._real:
+                environ[name] = f'"{self._real[match.group(1)]}"'
+
+    def rewrite(self, headers: list[tuple[str, str]], customer_key: bool) -> list[tuple[str, str]]:
+        """Response headers with the stand-in ETag when they describe an encrypted object.
+
+        ``customer_key``: the request carried an SSE-C key (AWS requires it to read or write
+        an SSE-C object; moto does not always echo the algorithm back).
+        """
+        lower = {name.lower(): value for name, value in headers}
+        encrypted = lower.get("x-amz-server-side-encryption") in _KMS_ALGORITHMS or bool(
+            customer_key or lower.get("x-amz-server-side-encryption-customer-algorithm")
+        )
+        if not (self.enabled and encrypted):
+            return headers
+        out = []
+        for name, value in headers:
+            match = _MD5_ETAG.match(value) if name.lower() == "etag" else None
+            out.append((name, f'"{self.stand_in(match.group(1))}"') if match else (name, value))
+        return out
+
+
 # Request hooks (test aid)
 # --------------------------------------------------------------------------------------------
 
@@ -261,10 +330,13 @@ class Intercept:
     ``refuse``: answer 403 ``AccessDenied`` (as AWS does for credentials without the right).
     ``cut_after``: send this many bytes of the response body, then close the connection, as a
     network failure mid-transfer does (the client has the headers and a short body).
+    ``answer``: ``(status line, headers, body)`` sent instead of serving the request (AWS
+    answers moto does not give, such as a 301 for a bucket in another region).
     """
 
     refuse: bool = False
     cut_after: int | None = None
+    answer: tuple[str, tuple[tuple[str, str], ...], bytes] | None = None
 
 
 #: Called with each request's WSGI environ before it is served (in the server's thread).
@@ -474,6 +546,7 @@ class RequesterPaysMiddleware:
         self.read_only: set[str] = set()
         self.hooks: list[RequestHook] = []
         self.traffic = TrafficCounter()
+        self.encrypted_etags = EncryptedETags()
 
     def _request_payment(
         self, bucket: str, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -517,9 +590,23 @@ class RequesterPaysMiddleware:
             return _refuse(environ, start_response)
         return self.app(environ, start_response)
 
+    def _etag_rewriting(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        customer_key = "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_CUSTOMER_ALGORITHM" in environ
+
+        def rewritten(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            headers = self.encrypted_etags.rewrite(headers, customer_key)
+            return start_response(status, headers, *rest)
+
+        return rewritten
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         key = (bucket_of(environ) or "", operation_of(environ))
         self.traffic.add(key, requests=1)
+        self.encrypted_etags.translate_request(environ)
+        if key[1] not in _PART_OPERATIONS:
+            start_response = self._etag_rewriting(environ, start_response)
         environ[RANGE_READS] = self.range_reads
         if "wsgi.input" in environ:
             environ["wsgi.input"] = _CountingInput(
@@ -528,8 +615,12 @@ class RequesterPaysMiddleware:
         intercept = None
         for hook in list(self.hooks):
             intercept = hook(environ) or intercept
-        if intercept is not None and intercept.refuse:
-            body: Iterable[bytes] = _refuse(environ, start_response)
+        if intercept is not None and intercept.answer is not None:
+            status, headers, data = intercept.answer
+            start_response(status, [*headers, ("Content-Length", str(len(data)))])
+            body: Iterable[bytes] = [b"" if environ.get("REQUEST_METHOD") == "HEAD" else data]
+        elif intercept is not None and intercept.refuse:
+            body = _refuse(environ, start_response)
         else:
             body = self._handle(environ, start_response)
         if intercept is not None and intercept.cut_after is not None:

@@ -1,8 +1,12 @@
-"""A footprint map per AOI: the AOI outline and every product found for it, over all date ranges.
+"""Footprint maps: an AOI's outline and the footprint of every product found for it.
 
-The search already draws one picture per AOI x date range; the report wants one map per AOI
-that says, at a glance, which products cover the area and which only clip it, with a lon/lat
-graticule (no basemap: the workflow runs offline). Products are numbered in the order
+The one way eopack draws footprints (matplotlib, no pyplot): a map per AOI over all date ranges
+for the report, and one per AOI x date range beside it, drawn by the same job (one matplotlib
+import per AOI, not one per search). Every footprint stays visible: fills first, then every
+outline over all fills (a footprint inside a later one keeps its outline), the AOI, and the
+numbers last, on a white halo, off the AOI where they fit. Axes are a lon/lat graticule in
+degrees (no basemap: the workflow runs offline). Every product is listed: a legend up to
+``MAX_LEGEND`` products, a numbered table beyond. Products are numbered in the order
 :func:`aoi_products` gives; the AOI's quicklook contact sheet uses the same numbers.
 """
 
@@ -22,12 +26,29 @@ from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from eopack.aoi import AOI, load_aoi
+from eopack.errors import EopackError
 from eopack.report.plotting import FONT_SIZE, new_figure, rgb_float, save_png
-from eopack.search.footprints import PALETTE
 from eopack.search.manifest import Product, read_manifest
 
+# Matplotlib's "tab10": ten colours told apart at a glance; numbers tell the rest apart.
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
+
 SAR = "sentinel-1-grd"
-MAX_LEGEND = 40
+MAX_LEGEND = 30
+TABLE_ROWS = 60
+TABLE_COLUMNS = 3
+TABLE_FONT = 6
 HALO = [patheffects.withStroke(linewidth=3, foreground="white")]
 
 
@@ -118,8 +139,13 @@ def _degrees(axis: str):
     return FuncFormatter(fmt)
 
 
-def render_aoi_map(aoi: AOI, entries: Sequence[NumberedProduct], ranges: Sequence[str]) -> Figure:
-    """The map: AOI in thick black, footprints numbered and coloured (optical dashed)."""
+def _line_style(entry: NumberedProduct) -> str:
+    return "-" if entry.product.collection == SAR else "--"
+
+
+def render_footprint_map(aoi: AOI, entries: Sequence[NumberedProduct], title: str) -> Figure:
+    """The map: footprints coloured and numbered (optical dashed), the AOI in thick black, and
+    every product listed (legend, or a numbered table past ``MAX_LEGEND``)."""
     footprints = [shape(e.product.geometry) for e in entries]
     fig = new_figure(8, 6.4)
     ax = fig.add_subplot()
@@ -132,20 +158,25 @@ def render_aoi_map(aoi: AOI, entries: Sequence[NumberedProduct], ranges: Sequenc
     ax.set_ylim(miny - pad, maxy + pad)
     ax.set_aspect(1 / max(math.cos(math.radians((miny + maxy) / 2)), 0.05), adjustable="box")
 
+    # Layers, bottom to top: fills, outlines, AOI, numbers. Drawn in one pass per product, a
+    # later fill tinted the outline of a footprint it contains, which then vanished.
+    for entry, geom in zip(entries, footprints, strict=True):
+        for polygon in _polygons(geom):
+            ax.fill(*polygon.exterior.xy, facecolor=(*entry.colour, 0.12), linewidth=0, zorder=1)
+    for entry, geom in zip(entries, footprints, strict=True):
+        for polygon in _polygons(geom):
+            ax.plot(
+                *polygon.exterior.xy,
+                color=entry.colour,
+                linewidth=1.6,
+                linestyle=_line_style(entry),
+                zorder=2,
+            )
+    for polygon in _polygons(aoi.geometry):
+        ax.plot(*polygon.exterior.xy, color="black", linewidth=2.6, zorder=3)
     spacing = 0.05 * max(maxx - minx, maxy - miny, 0.01)
     labels = _label_points(footprints, aoi.geometry, spacing)
-    for entry, geom, (lx, ly) in zip(entries, footprints, labels, strict=True):
-        style = "-" if entry.product.collection == SAR else "--"
-        for polygon in _polygons(geom):
-            xs, ys = polygon.exterior.xy
-            ax.fill(
-                xs,
-                ys,
-                facecolor=(*entry.colour, 0.12),
-                edgecolor=entry.colour,
-                linewidth=1.6,
-                linestyle=style,
-            )
+    for entry, (lx, ly) in zip(entries, labels, strict=True):
         ax.text(
             lx,
             ly,
@@ -156,32 +187,32 @@ def render_aoi_map(aoi: AOI, entries: Sequence[NumberedProduct], ranges: Sequenc
             ha="center",
             va="center",
             path_effects=HALO,
+            zorder=4,
         )
-    for polygon in _polygons(aoi.geometry):
-        xs, ys = polygon.exterior.xy
-        ax.plot(xs, ys, color="black", linewidth=2.6, solid_joinstyle="miter")
 
-    ax.grid(True, color="0.8", linewidth=0.6)
+    ax.grid(True, color="0.8", linewidth=0.6, zorder=0)
     ax.xaxis.set_major_formatter(_degrees("lon"))
     ax.yaxis.set_major_formatter(_degrees("lat"))
     ax.tick_params(labelsize=FONT_SIZE - 1)
-    count = f"{len(entries)} product{'s' if len(entries) != 1 else ''}"
-    ax.set_title(f"{aoi.name}: {count}, {_ranges_text(ranges)}", fontsize=FONT_SIZE + 1, loc="left")
+    ax.set_title(title, fontsize=FONT_SIZE + 1, loc="left")
+    if len(entries) <= MAX_LEGEND:
+        _legend(ax, aoi, entries)
+    else:
+        _table(ax, aoi, entries)
+    return fig
 
-    shown = min(len(entries), MAX_LEGEND)
+
+def _legend(ax, aoi: AOI, entries: Sequence[NumberedProduct]) -> None:
     handles = [Line2D([], [], color="black", linewidth=2.6, label=f"AOI {aoi.name}")]
-    for entry in entries[:shown]:
-        style = "-" if entry.product.collection == SAR else "--"
+    for entry in entries:
         handles.append(
             Patch(
                 facecolor=(*entry.colour, 0.12),
                 edgecolor=entry.colour,
-                linestyle=style,
+                linestyle=_line_style(entry),
                 label=f"{entry.number}  {entry.product.id}  ({entry.date}, {entry.description})",
             )
         )
-    if len(entries) > shown:
-        handles.append(Patch(color="white", label=f"+{len(entries) - shown} more"))
     if not entries:
         handles.append(Patch(color="white", label="no product found in these date ranges"))
     ax.legend(
@@ -192,13 +223,67 @@ def render_aoi_map(aoi: AOI, entries: Sequence[NumberedProduct], ranges: Sequenc
         fontsize=FONT_SIZE - 1.5,
         handlelength=2.2,
     )
-    return fig
 
 
-def write_aoi_map(aoi_file: str | Path, manifests: Sequence[str | Path], out: str | Path) -> int:
-    """Draw the AOI's map from its file and its search manifests; returns the product count."""
+def _table(ax, aoi: AOI, entries: Sequence[NumberedProduct]) -> None:
+    """Many products: a numbered table under the map, in at most ``TABLE_COLUMNS`` columns of
+    at least ``TABLE_ROWS`` rows (one text per column: hundreds of legend handles would cost
+    seconds and overflow the page). The id says the date, mode and polarisations."""
+    width = len(str(len(entries)))
+    rows = [f"{e.number:>{width}}  {e.product.id}" for e in entries]
+    per_column = max(TABLE_ROWS, math.ceil(len(rows) / TABLE_COLUMNS))
+    columns = [rows[i : i + per_column] for i in range(0, len(rows), per_column)]
+    # Placed in points from the map's lower left corner: the map's own size depends on the
+    # AOI's shape (equal-area aspect), the table's does not.
+    ax.annotate(
+        f"AOI {aoi.name} in thick black; {len(entries)} products by number "
+        "(solid: Sentinel-1, dashed: optical)",
+        xy=(0, 0),
+        xycoords="axes fraction",
+        xytext=(0, -28),
+        textcoords="offset points",
+        fontsize=FONT_SIZE - 1,
+        va="top",
+    )
+    column_pt = (max(len(r) for r in rows) + 3) * 0.6 * TABLE_FONT
+    for index, column in enumerate(columns):
+        ax.annotate(
+            "\n".join(column),
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(index * column_pt, -44),
+            textcoords="offset points",
+            fontsize=TABLE_FONT,
+            family="monospace",
+            va="top",
+        )
+
+
+def aoi_map_title(aoi: AOI, count: int, ranges: Sequence[str]) -> str:
+    return f"{aoi.name}: {count} product{'s' if count != 1 else ''}, {_ranges_text(ranges)}"
+
+
+def write_aoi_maps(
+    aoi_file: str | Path,
+    manifests: Sequence[str | Path],
+    out: str | Path,
+    range_outs: Sequence[str | Path] = (),
+) -> int:
+    """Draw the AOI's map over all its manifests to ``out`` and, when ``range_outs`` is given
+    (one per manifest, same order), one map per date range with the AOI's numbering; returns
+    the AOI's product count."""
+    if range_outs and len(range_outs) != len(manifests):
+        raise EopackError(
+            f"{aoi_file}: {len(manifests)} search manifests but {len(range_outs)} pictures"
+        )
     aoi = load_aoi(aoi_file)
     entries = aoi_products(manifests)
     ranges = [date_range_label(m) for m in manifests]
-    save_png(render_aoi_map(aoi, entries, ranges), out)
+    save_png(render_footprint_map(aoi, entries, aoi_map_title(aoi, len(entries), ranges)), out)
+    by_id = {e.product.id: e for e in entries}
+    for manifest, range_out in zip(manifests, range_outs, strict=False):
+        found = [by_id[p.id] for p in read_manifest(manifest)]
+        found.sort(key=lambda e: e.number)
+        title = aoi_map_title(aoi, len(found), [date_range_label(manifest)])
+        save_png(render_footprint_map(aoi, found, title), range_out)
     return len(entries)

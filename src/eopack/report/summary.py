@@ -3,8 +3,9 @@ requester-pays terms, and how long and how much memory each step took, as one HT
 
 It is built from the workflow's own records: search manifests, ``plan.tsv`` (bytes and the
 requester-pays estimate), ``verify.json`` reports, the delivered zips or S3 receipts, the
-BigEarthNet index, and the job logs (their timestamps and the ``peak RSS`` line every job ends
-with). The page is self-contained (inline style, no script) so the report can embed it.
+BigEarthNet index, and the job logs (the ``job time`` and ``peak RSS`` lines every job ends
+with; a log without them is timed by its first and last timestamps). The page is
+self-contained (inline style, no script) so the report can embed it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from eopack.fsutil import atomic_write_bytes
 from eopack.search.manifest import read_manifest
 
 LOG_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}) ")
+#: Where the job times page goes: a run record, so under logs/ (results/ are reproducible).
+JOB_TIMES_PAGE = "logs/report/job_times.html"
 PEAK_RSS = re.compile(r"peak RSS (\d+) MB")
+JOB_TIME = re.compile(r"job time (\d+(?:\.\d+)?) s")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; font-size: 14px; color: #1e293b; background: #fff;
@@ -49,6 +53,9 @@ def human_bytes(size: float) -> str:
 
 
 def _seconds(value: float) -> str:
+    """Tenths below 10 s: most jobs of a small run take a second or less."""
+    if value < 10:
+        return f"{value:.1f} s"
     return f"{value:,.0f} s" if value < 120 else f"{value / 60:,.1f} min"
 
 
@@ -139,10 +146,13 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out + re.escape(pattern[pos:]) + "$")
 
 
-def log_times(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int | None]:
-    """First and last timestamp of a job log, and its ``peak RSS`` figure."""
+def log_times(
+    path: Path,
+) -> tuple[dt.datetime | None, dt.datetime | None, int | None, float | None]:
+    """First and last timestamp of a job log, its ``peak RSS`` and ``job time`` figures."""
     first = last = None
     peak = None
+    took = None
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             stamp = LOG_LINE.match(line)
@@ -153,7 +163,10 @@ def log_times(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int |
             rss = PEAK_RSS.search(line)
             if rss:
                 peak = int(rss.group(1))
-    return first, last, peak
+            job_time = JOB_TIME.search(line)
+            if job_time:
+                took = float(job_time.group(1))
+    return first, last, peak, took
 
 
 def step_times(
@@ -170,11 +183,12 @@ def step_times(
     for path in files:
         relative = f"{log_dir.name}/{path.relative_to(log_dir).as_posix()}"
         rule = next((r for r, regex in compiled if regex.match(relative)), "other")
-        first, last, peak = log_times(path)
+        first, last, peak, took = log_times(path)
         step = steps[rule]
         step.jobs += 1
         if first and last:
-            took = (last - first).total_seconds()
+            if took is None:  # a log of an older eopack: 1 s resolution
+                took = (last - first).total_seconds()
             step.seconds += took
             step.longest = max(step.longest, took)
             step.first = min(step.first or first, first)
@@ -346,8 +360,9 @@ def _jobs_section(page: Page, steps: Mapping[str, StepTimes]) -> None:
     if firsts and lasts:
         page.note(
             f"Job logs span {min(firsts):%Y-%m-%d %H:%M:%S} to {max(lasts):%Y-%m-%d %H:%M:%S} "
-            "(each job's latest run; times from log timestamps, 1 s resolution). Snakemake's own "
-            "runtime statistics are under Statistics."
+            "(each job's latest run). A job's time runs from its process's start to its end, "
+            "Python's start-up and imports included. Snakemake's own runtime statistics are "
+            "under Statistics."
         )
 
 
@@ -358,9 +373,8 @@ def render_summary(
     deliveries: Sequence[str | Path],
     prices: Mapping[str, float],
     bigearthnet: Mapping[str, Any] | None,
-    steps: Mapping[str, StepTimes],
 ) -> str:
-    """The summary page as HTML text."""
+    """The summary page as HTML text: what the run made, the same on every run that makes it."""
     page = Page()
     _search_section(page, manifests)
     _safe_section(page, plan, verify, deliveries, prices)
@@ -372,8 +386,18 @@ def render_summary(
             bigearthnet.get("datasets", ()),
             bigearthnet.get("downloads", ()),
         )
-    _jobs_section(page, steps)
+    page.note(
+        f"Job times and memory are on the page \u201cjob times\u201d ({JOB_TIMES_PAGE}): a "
+        "record of this run, kept out of results/, which two runs make byte for byte the same."
+    )
     return page.html("eopack run summary")
+
+
+def render_job_times(steps: Mapping[str, StepTimes]) -> str:
+    """The job times page (per rule: jobs, time, peak RSS) as HTML text: differs every run."""
+    page = Page()
+    _jobs_section(page, steps)
+    return page.html("eopack job times")
 
 
 def write_summary(
@@ -387,9 +411,12 @@ def write_summary(
     log_dir: str | Path,
     log_patterns: Mapping[str, Sequence[str]],
     exclude: str | Path | None = None,
+    job_times: str | Path | None = None,
 ) -> None:
-    """Gather the run's records and write the summary page atomically (``exclude``: a log to
-    leave out, the summary job's own)."""
-    steps = step_times(log_dir, log_patterns, exclude)
-    text = render_summary(manifests, plan, verify, deliveries, prices, bigearthnet, steps)
+    """Gather the run's records and write the summary page atomically, and the job times page
+    to ``job_times`` (``exclude``: a log to leave out, the summary job's own)."""
+    text = render_summary(manifests, plan, verify, deliveries, prices, bigearthnet)
     atomic_write_bytes(out, text.encode("utf-8"))
+    if job_times is not None:
+        steps = step_times(log_dir, log_patterns, exclude)
+        atomic_write_bytes(job_times, render_job_times(steps).encode("utf-8"))

@@ -10,7 +10,6 @@ from typing import Any
 from eopack.aoi import load_aoi
 from eopack.errors import EopackError
 from eopack.search.dhus import DHUS_URL_ENV, dhus_url, hub_credentials, search_dhus
-from eopack.search.footprints import write_footprints
 from eopack.search.manifest import Product, apply_images_limit, write_manifest
 from eopack.search.stac import STAC_URL_ENV, search_stac, stac_url
 
@@ -23,9 +22,9 @@ def run_search(
     end: str,
     search: Mapping[str, Any],
     out: str | Path,
-    picture: str | Path | None = None,
 ) -> list[Product]:
-    """Search one AOI over one date range, write its manifest (and footprint picture).
+    """Search one AOI over one date range and write its manifest (its footprint map is a
+    report figure: ``eopack.report.footprints``).
 
     Returns the products kept.
     """
@@ -69,9 +68,6 @@ def run_search(
         )
         log.info("  %s %s %s", product.datetime, product.id, detail)
     write_manifest(out, kept)
-    if picture is not None:
-        title = f"{start} to {end}: {len(kept)} product{'s' if len(kept) != 1 else ''}"
-        write_footprints(picture, aoi.name, aoi.geometry, kept, title)
     return kept
 
 

@@ -8,6 +8,7 @@ product's original files, from which a SAFE can be rebuilt.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,21 +48,58 @@ def s1_mode(product_id: str, stac_mode: str) -> str:
     )
 
 
-def _s3_location(item: Mapping[str, Any]) -> str | None:
-    """``earthsearch:s3_path``, else the folder of the first s3:// asset (or its alternate)."""
+#: Folders inside a SAFE that Earth Search's S1 assets lie in (``measurement/iw-vv.tiff``...).
+_SAFE_SUBFOLDERS = ("annotation/calibration", "annotation/rfi", "annotation", "measurement",
+                    "preview/icons", "preview", "support")  # fmt: skip
+
+
+def _s3_hrefs(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(asset key, s3:// href)`` of every asset (or its ``alternate.s3``), in item order."""
+    found = []
+    for name, asset in item.get("assets", {}).items():
+        for href in (asset.get("href", ""), asset.get("alternate", {}).get("s3", {}).get("href")):
+            if isinstance(href, str) and href.startswith("s3://"):
+                found.append((str(name), href))
+                break
+    return found
+
+
+def _s3_location(item: Mapping[str, Any], product_id: str | None = None) -> str | None:
+    """The product's folder: ``earthsearch:s3_path``, else derived from the s3:// assets.
+
+    Assets may come in any order, and a measurement's folder is not the product's. So, in
+    turn: the ``safe-manifest`` asset's folder (``manifest.safe`` sits at the top of a SAFE);
+    the path up to the segment that names ``product_id``; the folder all assets share, less a
+    SAFE subfolder (``measurement``, ``annotation``...) it would end in.
+    """
     s3_path = item.get("properties", {}).get("earthsearch:s3_path")
     if s3_path:
         return str(s3_path)
-    for asset in item.get("assets", {}).values():
-        for href in (asset.get("href", ""), asset.get("alternate", {}).get("s3", {}).get("href")):
-            if isinstance(href, str) and href.startswith("s3://"):
-                return href.rsplit("/", 1)[0]
-    return None
+    hrefs = _s3_hrefs(item)
+    if not hrefs:
+        return None
+    for name, href in hrefs:
+        if name == "safe-manifest" or href.endswith("/manifest.safe"):
+            return href.rsplit("/", 1)[0]
+    if product_id:
+        stem = product_id.removesuffix(".SAFE")
+        for _, href in hrefs:
+            parts = href[5:].split("/")
+            for i, part in enumerate(parts[1:-1], start=1):
+                if part.removesuffix(".SAFE").startswith(stem):
+                    return "s3://" + "/".join(parts[: i + 1])
+    common = posixpath.commonpath([href[5:].rsplit("/", 1)[0] for _, href in hrefs])
+    for sub in _SAFE_SUBFOLDERS:
+        if common.endswith("/" + sub):
+            common = common.removesuffix("/" + sub)
+            break
+    return f"s3://{common}" if "/" in common else None  # a bucket's root is no product
 
 
 def s1_source(item: Mapping[str, Any]) -> tuple[str, str]:
     """Bucket and product prefix of an Earth Search S1 item (``earthsearch:s3_path`` or assets)."""
-    location = _s3_location(item)
+    product_id = item.get("properties", {}).get("s1:product_identifier") or item.get("id")
+    location = _s3_location(item, str(product_id) if product_id else None)
     if not location:
         raise EopackError(f"STAC item {item.get('id')}: no s3:// location of its files")
     bucket, prefix = parse_s3_uri(location)
