@@ -40,7 +40,8 @@ rule plan:
     input:
         products="results/search/products.geojson",
     output:
-        "results/plan.tsv",
+        # A plan that fails (no credentials, a source refusing) keeps the previous one.
+        keep_previous("results/plan.tsv"),
     log:
         "logs/plan.log",
     conda:

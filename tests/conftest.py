@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from eopack.demo.killchain import result_hashes
 from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import DemoWorld
 from eopack.jobs import end_process
@@ -72,25 +72,12 @@ def run_snakemake(
 # --- one uninterrupted demo run, shared -------------------------------------------------------
 
 DEMO_ARGS = ("--cores", "2", "--configfile", "config/demo.yaml")
-#: Files under results/ that differ between two clean runs by design: the presigned URLs
-#: carry their signing time. Anything else that differs is a reproducibility defect.
-RUN_DEPENDENT = frozenset({"results/publish/urls.tsv"})
 
 
 class DemoRun(NamedTuple):
     workdir: Path
     proc: subprocess.CompletedProcess[str]
     hashes: dict[str, str]  # results/ file -> SHA-256, right after the run (tests change it)
-
-
-def result_hashes(workdir: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``workdir/results`` but :data:`RUN_DEPENDENT`."""
-    out = {}
-    for path in sorted((workdir / "results").rglob("*")):
-        name = path.relative_to(workdir).as_posix()
-        if path.is_file() and name not in RUN_DEPENDENT:
-            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="session")

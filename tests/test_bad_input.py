@@ -326,7 +326,11 @@ def test_bad_input_stops_with_one_line(
         assert len(errors) == 1, errors
         ((log, records),) = errors.items()
         assert [r.split(" ", 1)[1] for r in records] == [f"ERROR {lines[0]}"], log
-        assert "Error in rule search:" in proc.stderr
+        # The console names the failed job and its log once; the message itself is not repeated.
+        failed = [line for line in proc.stderr.splitlines() if " FAILED " in line]
+        assert len(failed) == 1 and " FAILED search " in failed[0], proc.stderr[-3000:]
+        assert failed[0].endswith(f"; log: {log.relative_to(workdir)}"), failed[0]
+        assert proc.stderr.count(lines[0].removeprefix("eopack: ")) == 1
     seen = proc.stderr + proc.stdout + "".join(all_logs(workdir))
     assert HUB_PASSWORD not in seen and WRONG_PASSWORD not in seen
 
@@ -387,7 +391,9 @@ def test_failed_rerun_reports_one_line(rerun: Rerun) -> None:
     lines = eopack_lines(rerun.proc.stderr)
     assert len(lines) == 1
     assert lines[0].startswith(f"eopack: STAC API {rerun.dead_url}: unreachable")
-    assert "Forced execution" in rerun.proc.stderr
+    failed = [line for line in rerun.proc.stderr.splitlines() if " FAILED " in line]
+    assert len(failed) == 1, rerun.proc.stderr[-3000:]
+    assert " FAILED search aoi=alps start=2021-03-01 end=2021-03-31 (exit status 1); " in failed[0]
 
 
 def test_failed_rerun_keeps_earlier_manifest(rerun: Rerun) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from conftest import DEMO_ARGS, copy_workflow, result_hashes
+from conftest import DEMO_ARGS, copy_workflow
 
-from eopack.demo.killchain import count_files, kill_and_resume
+from eopack.demo.killchain import count_files, kill_and_resume, result_hashes
 
 POINTS = 10
 SEED = 16

@@ -210,13 +210,15 @@ def check_export(command: str, c: Checkout) -> None:
 
 
 #: Options after which Snakemake runs no job (so the line runs as written).
-_RUNS_NO_JOB = ("-n", "--report", "--unlock")
+_RUNS_NO_JOB = ("-n", "--report", "--unlock", "--rulegraph")
+#: Options that read a finished run (its records, or the checkpoint's outcome).
+_AFTER_A_RUN = ("--report", "--rulegraph")
 
 
 def check_snakemake(command: str, c: Checkout) -> None:
     """The line in the user's checkout, as a dry run where it would run jobs."""
     args = shlex.split(command.replace("--cores N", "--cores 2"))
-    workdir = c.finished if "--report" in args else c.workdir
+    workdir = c.finished if set(args) & set(_AFTER_A_RUN) else c.workdir
     if "config/my.yaml" in args:  # the README's "your own config"
         shutil.copy2(workdir / "config" / "config.yaml", workdir / "config" / "my.yaml")
     if "profiles/aws-batch" in args:  # Batch refuses BigEarthNet (no shared disk): README
@@ -227,6 +229,9 @@ def check_snakemake(command: str, c: Checkout) -> None:
     out = _shell(shlex.join(args), workdir, c.env, timeout=600)
     if "-n" in args:
         assert "This was a dry-run" in out or "Nothing to be done" in out, out[-2000:]
+    if "--rulegraph" in args:  # each rule once (the README says so; the report's graph not)
+        rules = re.findall(r'label = "(\w+)"', out)
+        assert "publish_upload" in rules and len(rules) == len(set(rules)), rules
     if "--report" in args:
         report = workdir / args[args.index("--report") + 1]
         assert report.stat().st_size > 100_000, "the report is too small to hold the figures"

@@ -46,6 +46,19 @@ def test_boto3_without_request_payer_is_refused(world, world_env):
     assert head_info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
+def test_anonymous_requests_are_refused_with_request_payer(world, world_env):
+    """AWS bills the requester's account, so it refuses an unsigned request to a requester-pays
+    bucket even when it accepts the charges."""
+    client = make_client("eu-central-1", unsigned=True)
+    key = f"{world.products[0].prefix}/productInfo.json"
+    with pytest.raises(ClientError) as get_info:
+        client.get_object(Bucket=DEMO_BUCKET, Key=key, RequestPayer="requester")
+    assert _error_code(get_info.value) == "AccessDenied"
+    with pytest.raises(ClientError) as list_info:
+        client.list_objects_v2(Bucket=DEMO_BUCKET, Prefix="GRD/", RequestPayer="requester")
+    assert _error_code(list_info.value) == "AccessDenied"
+
+
 def test_requests_with_request_payer_succeed(world, world_env):
     client = make_client("eu-central-1")
     product = world.products[0]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from conftest import run_snakemake
+from conftest import S3Net, run_snakemake
 
+from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import PUBLISH_BUCKET
 from eopack.publish import read_urls
 
@@ -144,8 +147,7 @@ def test_forcerun_publish_urls_refreshes_only_the_urls(world, demo_run):
         env=world.env(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(Rule: publish_urls)" in proc.stderr
-    assert "publish_upload" not in proc.stderr
+    assert set(finished_rules(proc.stderr)) == {"publish_urls", "all"}
     after = {r["object"]: r for r in read_urls(urls)}
     assert after.keys() == before.keys()
     for name, row in after.items():
@@ -163,6 +165,64 @@ def test_rebuilt_zip_is_not_uploaded_again(world, demo_run):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     receipt = workdir / "results" / "publish" / f"{path.name}.json"
-    assert json.loads(receipt.read_text())["skipped"] is True
+    assert "skipped" not in json.loads(receipt.read_text())  # receipts: object facts only
     log = (workdir / "logs" / "publish" / f"{path.name}.log").read_text()
     assert "already published (same SHA-256)" in log
+
+
+# The console (eopack.console, the default profile's logger)
+# --------------------------------------------------------------------------------------------
+
+#: "15:27:13 [1/22] bigearthnet_fetch archive=Reference_Maps (1.7 s)": one line per job.
+FINISHED = re.compile(r"^\d\d:\d\d:\d\d \[(\d+)/(\d+)\] (\w+)\b.*$", re.M)
+#: Lines that are not a job's: Snakemake's header, the job table, the closing lines.
+CONSOLE_OVERHEAD = 35
+
+
+def finished_rules(console: str) -> list[str]:
+    return [m[3] for m in FINISHED.finditer(console)]
+
+
+def test_console_has_one_line_per_job(demo_run):
+    proc = demo_run.proc
+    console = proc.stdout + proc.stderr
+    lines = console.splitlines()
+    finished = list(FINISHED.finditer(console))
+    total = int(finished[-1][2])
+    assert sorted(int(m[1]) for m in finished) == list(range(1, total + 1))
+    assert len(lines) <= total + CONSOLE_OVERHEAD, console[-3000:]
+    assert "Shell command" not in console
+    assert " INFO eopack" not in console  # a job's progress is in its log, not on the console
+    assert "Complete log(s): " in console
+
+
+def test_failed_job_error_is_printed_once_with_its_log(world, demo_run, s3net: S3Net, tmp_path):
+    """A product the source refuses: its error is on the console once, its log path beside."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(demo_run.workdir, workdir, symlinks=True)
+    product = next(p for p in world.products if "20230705T053450" in p.product_id).product_id
+    shutil.rmtree(workdir / "results" / "safe" / f"{product}.SAFE")
+    (workdir / "results" / "zip" / f"{product}.zip").unlink()  # so that its SAFE is needed
+
+    def refuse(environ):
+        key = split_path(environ)[1] or ""
+        return Intercept(refuse=True) if product in key else None
+
+    s3net.hook(refuse)
+    proc = run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/demo.yaml", env=world.env()
+    )
+    assert proc.returncode != 0
+    console = proc.stdout + proc.stderr
+    errors = [line for line in console.splitlines() if line.startswith("eopack: ")]
+    assert len(errors) == 1, console[-3000:]
+    message = errors[0].removeprefix("eopack: ")
+    assert "access denied" in message
+    assert console.count(message) == 1, console[-3000:]
+    log = f"logs/safe/{product}.rebuild.log"
+    failed = [line for line in console.splitlines() if " FAILED " in line]
+    assert len(failed) == 1, console[-3000:]
+    assert re.search(rf" FAILED rebuild_safe product={product} \(exit status 1\); log: {log}$",
+                     failed[0]), failed[0]  # fmt: skip
+    assert message in (workdir / log).read_text()
+    assert len(console.splitlines()) <= len(finished_rules(console)) + CONSOLE_OVERHEAD

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.fsutil import atomic_write_bytes
-from eopack.s3 import SourceBucket, describe_error, make_client, source_bucket
+from eopack.s3 import SourceBucket, describe_error, make_client, signed_requests, source_bucket
 from eopack.safe.s1 import fetch_product_info
 from eopack.search.manifest import Product, read_manifest
 
@@ -152,8 +152,11 @@ def write_plan(
     products = [p for p in read_manifest(products_file) if p.collection in wanted]
     # Every bucket is checked (and named in the error) before any request is sent.
     buckets = [source_bucket(sources, product.bucket) for product in products]
+    # Without credentials: one line before any request if a bucket is requester pays;
+    # public buckets are planned with anonymous requests.
+    unsigned = not signed_requests(buckets, "plan")
     clients = {
-        region: make_client(region, max_pool=max(10, workers))
+        region: make_client(region, max_pool=max(10, workers), unsigned=unsigned)
         for region in sorted({bucket.region for bucket in buckets})
     }
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -7,13 +7,14 @@ endpoint (MinIO, the local demo server) is set the boto3 way: ``AWS_ENDPOINT_URL
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from eopack.errors import EopackError
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     pass
 
 CHUNK = 1024 * 1024
+
+#: Where boto3 looks for credentials, and how to give them: the end of every "no credentials"
+#: line (no secret is ever part of it).
+NO_CREDENTIALS = (
+    "no AWS credentials found (looked in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+    "~/.aws/credentials and ~/.aws/config, and the instance or container role): export "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws configure` or `aws sso login`"
+)
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,44 @@ def source_bucket(sources: Mapping[str, Mapping[str, Any]], name: str) -> Source
     return SourceBucket(name, entry["region"], bool(entry.get("requester_pays", True)))
 
 
+def has_credentials() -> bool:
+    """Whether boto3's credential chain finds any (env, files, SSO, instance or container role)."""
+    return boto3.session.Session().get_credentials() is not None
+
+
+def signed_requests(buckets: Iterable[SourceBucket], purpose: str) -> bool:
+    """Whether requests to ``buckets`` are signed (False: there are no credentials, and none of
+    the buckets needs them, so they are read anonymously).
+
+    A requester-pays bucket needs signed requests: AWS bills the requester's account, and
+    refuses anonymous requests with 403. Without credentials that is one line naming the
+    bucket and how to give credentials, raised before any request is sent.
+    """
+    if has_credentials():
+        return True
+    paying = sorted({b.name for b in buckets if b.requester_pays})
+    if paying:
+        names = ", ".join(paying)
+        raise EopackError(
+            f"{purpose}: source bucket {names} is requester pays, which needs signed requests, "
+            f"and there are {NO_CREDENTIALS}"
+        )
+    return False
+
+
 def make_client(
-    region: str | None = None, max_pool: int = 16, signature_version: str | None = None
+    region: str | None = None,
+    max_pool: int = 16,
+    signature_version: str | None = None,
+    unsigned: bool = False,
 ) -> Any:
     """A boto3 S3 client with adaptive retries and a pool big enough for parallel files.
 
-    ``signature_version="s3v4"`` pins SigV4 (presigned URLs: its 7-day limit is the one we check).
+    ``signature_version="s3v4"`` pins SigV4 (presigned URLs: its 7-day limit is the one we check);
+    ``unsigned``: anonymous requests (public buckets, without credentials).
     """
+    if unsigned:
+        signature_version = UNSIGNED  # type: ignore[assignment]
     config = Config(
         region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1",
         retries={"mode": "adaptive", "max_attempts": 10},
@@ -109,6 +149,8 @@ def describe_error(exc: Exception, bucket: str, key: str) -> EopackError:
                 f"{uri}: access denied (check AWS credentials; source buckets are requester pays)"
             )
         return EopackError(f"{uri}: S3 error {code or status}")
+    if isinstance(exc, NoCredentialsError):
+        return EopackError(f"{uri}: {NO_CREDENTIALS}")
     return EopackError(f"{uri}: {type(exc).__name__}: {exc}")
 
 

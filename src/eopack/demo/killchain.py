@@ -12,6 +12,7 @@ The caller compares the result with an uninterrupted run (``tests/test_kill_resu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
@@ -22,7 +23,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KillChain", "count_files", "kill_and_resume"]
+__all__ = ["RUN_DEPENDENT", "KillChain", "count_files", "kill_and_resume", "result_hashes"]
+
+#: Files under results/ that differ between two clean runs by design: the presigned URLs
+#: carry their signing time. Anything else that differs is a reproducibility defect.
+RUN_DEPENDENT = frozenset({"results/publish/urls.tsv"})
+
+
+def result_hashes(workdir: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``workdir/results`` but :data:`RUN_DEPENDENT`, by path
+    relative to ``workdir``: what an interrupted or faulty run is compared on."""
+    out = {}
+    for path in sorted((workdir / "results").rglob("*")):
+        name = path.relative_to(workdir).as_posix()
+        if path.is_file() and name not in RUN_DEPENDENT:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 def count_files(folder: Path) -> int:

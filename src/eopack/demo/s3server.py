@@ -4,8 +4,9 @@ moto serves the S3 API faithfully but has no request-payment API (Put/GetBucketR
 and enforces nothing, so a client that forgets ``x-amz-request-payer: requester`` would pass
 every test and fail on the real ``sentinel-s1-l1c`` bucket. This wraps moto's WSGI app: it
 implements the request-payment sub-resource itself and answers requests to a requester-pays
-bucket that do not accept the charges with the 403 ``AccessDenied`` that AWS sends. That
-includes copies (CopyObject, UploadPartCopy) whose *source* is a requester-pays bucket.
+bucket that do not accept the charges, or are not signed, with the 403 ``AccessDenied`` that
+AWS sends. That includes copies (CopyObject, UploadPartCopy) whose *source* is a
+requester-pays bucket.
 
 It also gives objects stored with SSE-KMS, DSSE-KMS or SSE-C an ETag that is not their MD5, as
 AWS does (moto returns the MD5 whatever the encryption): see :class:`EncryptedETags`.
@@ -111,6 +112,13 @@ def _has_payer(environ: dict[str, Any]) -> bool:
     # Presigned URLs carry the header among the signed query parameters.
     signed = "x-amz-request-payer=requester" in environ.get("QUERY_STRING", "").lower()
     return header or signed
+
+
+def _is_signed(environ: dict[str, Any]) -> bool:
+    """Signed in a header or a presigned URL: AWS refuses anonymous requests to requester-pays
+    buckets (it must know whom to bill), whatever the request-payer header says."""
+    query = environ.get("QUERY_STRING", "").lower()
+    return "HTTP_AUTHORIZATION" in environ or "x-amz-signature=" in query
 
 
 def operation_of(environ: dict[str, Any]) -> str:
@@ -572,8 +580,9 @@ class RequesterPaysMiddleware:
         return [body]
 
     def _refused(self, bucket: str | None, environ: dict[str, Any]) -> bool:
-        """AWS's answer would be 403: unpaid requester-pays access or a write to a read-only."""
-        if _has_payer(environ):
+        """AWS's answer would be 403: unpaid or anonymous requester-pays access, or a write to
+        a read-only bucket."""
+        if _has_payer(environ) and _is_signed(environ):
             unpaid = False
         else:
             source = copy_source_bucket(environ)
