@@ -70,6 +70,7 @@ RUN_OUTPUTS = (
     "resources/bigearthnet/rendered",
     "resources/bigearthnet/stamps",
 )
+EXTRACTED_TREES = "resources/bigearthnet/cache/md5/*/extracted"
 RUN_LOGS = ("extract", "render", "index", "zip*", "sha256sums", "classes")
 AFTER_LAST_JOB = "(snakemake after the last job)"
 PEAK_RSS = re.compile(r"peak RSS (\d+) MB")
@@ -220,6 +221,10 @@ def clean_eopack_run(wf: Path) -> None:
     """Delete what a run makes after the fetch; the fetched archives and stamps stay."""
     for name in RUN_OUTPUTS:
         shutil.rmtree(wf / name, ignore_errors=True)
+    # The extracted trees live in the download cache (eopack.bigearthnet.cache), keyed by the
+    # archive's md5: without this, a timed run would find them there and extract nothing.
+    for tree in wf.glob(EXTRACTED_TREES):
+        shutil.rmtree(tree, ignore_errors=True)
     logs = wf / "logs" / "bigearthnet"
     for pattern in RUN_LOGS:
         for path in logs.glob(pattern):
@@ -445,7 +450,9 @@ class Bench:
         res, ben = self.wf / "resources" / "bigearthnet", self.wf / BEN
         stages = {
             "fetch: archives + metadata": [*res.glob("*.tar.zst"), *res.glob("*.parquet")],
-            "extract: resources/bigearthnet/extracted": [res / "extracted"],
+            "extract: resources/bigearthnet/cache/md5/*/extracted": list(
+                self.wf.glob(EXTRACTED_TREES)
+            ),
             "render: results/bigearthnet/rgb + mask": [ben / "rgb", ben / "mask"],
             "zips: results/bigearthnet/*.zip": list(ben.glob("*.zip")),
         }

@@ -12,6 +12,11 @@ wildcard_constraints:
     dataset="|".join(BIGEARTHNET_ZIP_FOLDERS),
 
 
+# The fetched files and their extracted trees live in resources/bigearthnet/cache/ (by md5,
+# eopack.bigearthnet.cache), which no job owns: the outputs below are links to it, so Snakemake's
+# clean-up of an output it is about to rebuild (an md5 changed) never deletes a verified file.
+
+
 rule bigearthnet_fetch:
     output:
         local("resources/bigearthnet/{archive}.tar.zst"),

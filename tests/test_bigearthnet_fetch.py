@@ -30,6 +30,7 @@ from eopack.bigearthnet.fetch import (
     redact_uri,
     source_uri,
 )
+from eopack.bigearthnet.source import fetch_release_file
 from eopack.demo.s3server import Intercept
 from eopack.demo.service import WsgiService
 from eopack.errors import EopackError
@@ -556,6 +557,22 @@ def test_s3_md5_mismatch_and_missing_object(bucket, tmp_path):
     assert leftovers(dest) == []
     with pytest.raises(EopackError, match=f"s3://{name}/nope.parquet: object not found"):
         fetch(f"s3://{name}/nope.parquet", tmp_path / "nope.parquet", None)
+
+
+def test_an_unpaid_requester_pays_read_names_the_setting(bucket, tmp_path):
+    admin, name = bucket
+    admin.put_object(Bucket=name, Key="ben/metadata.parquet", Body=b"x")
+    admin.put_bucket_request_payment(
+        Bucket=name, RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    with pytest.raises(EopackError) as refused:
+        fetch_release_file(
+            {"source": f"s3://{name}/ben"}, "metadata.parquet", md5(b"x"), tmp_path / "m"
+        )
+    assert str(refused.value).startswith(
+        f"s3://{name}/ben/metadata.parquet: access denied (check AWS credentials; a "
+        "requester-pays bucket needs bigearthnet.source_requester_pays: true)"
+    )
 
 
 # --- local paths -----------------------------------------------------------------------------

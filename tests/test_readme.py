@@ -243,6 +243,17 @@ def check_sha256sum(command: str, c: Checkout) -> None:
     assert out.count(": OK") >= 2 and "FAILED" not in out, out
 
 
+def check_bigearthnet_cache(command: str, c: Checkout, tmp_path: Path) -> None:
+    """Lists or prunes the download cache of a copy of the finished demo's resources/."""
+    shutil.copytree(c.finished / "resources", tmp_path / "resources", symlinks=True)
+    out = _shell(command, tmp_path, {})
+    summary = r"eopack: (\d+ items, .* in \S+|(would remove|removed) \d+ items, .*)"
+    assert re.fullmatch(summary, out.strip().splitlines()[-1]), out
+    if " list" in command:
+        in_use = r"file .* in use +resources/bigearthnet/cache/md5/\w{32}/BigEarthNet-S2"
+        assert re.search(in_use, out), out
+
+
 def check_serve_demo(command: str, c: Checkout, tmp_path: Path) -> None:
     """Starts the demo servers, prints their settings, and stops on SIGTERM (as on Ctrl-C)."""
     proc = subprocess.Popen(
@@ -321,6 +332,7 @@ CHECKS: list[tuple[str, Check]] = [
     (r"(\.venv/bin/)?snakemake( .*)?", check_snakemake),
     (r"sha256sum -c SHA256SUMS", check_sha256sum),
     (r"eopack serve-demo", check_serve_demo),
+    (r"eopack bigearthnet-cache (list|prune)( --dry-run| --extracted)*", check_bigearthnet_cache),
     (r"python -m eopack\.demo\.slurm", check_slurm_cluster),
     (r"python -m snakemake", check_python_m_snakemake),
     (r"aws s3api put-bucket-lifecycle-configuration .*", check_lifecycle),

@@ -1,4 +1,5 @@
-"""``eopack`` command line: the offline demo, and its servers for hands-on use."""
+"""``eopack`` command line: the offline demo, its servers for hands-on use, and the BigEarthNet
+download cache (list, prune)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,30 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def bigearthnet_cache(args: argparse.Namespace) -> int:
+    """List or prune the BigEarthNet download cache (eopack.bigearthnet.cache)."""
+    from eopack.bigearthnet.cache import cache_items, cache_root, human_size, prune
+
+    resources = Path(args.resources)
+    if not cache_root(resources).is_dir():
+        print(f"eopack: {cache_root(resources)}: no cache there (nothing fetched yet?)")
+        return 0
+    if args.action == "list":
+        items = cache_items(resources)
+    else:
+        items = prune(resources, extracted=args.extracted, dry_run=args.dry_run)
+    for item in items:
+        use = "in use" if item.in_use else "unused"
+        print(f"{item.kind:9}  {human_size(item.size):>9}  {use:6}  {item.path}")
+    total = human_size(sum(item.size for item in items))
+    if args.action == "list":
+        print(f"eopack: {len(items)} items, {total} in {cache_root(resources)}")
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"eopack: {verb} {len(items)} items, {total}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="eopack", description=__doc__)
@@ -114,6 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve-demo", help="start the demo servers and wait")
     p_serve.add_argument("--state-dir", default=".demo")
     p_serve.set_defaults(func=serve)
+    p_cache = sub.add_parser(
+        "bigearthnet-cache",
+        help="list or prune the BigEarthNet download cache (resources/bigearthnet/cache)",
+    )
+    p_cache.add_argument("action", choices=["list", "prune"])
+    p_cache.add_argument("--resources", default="resources/bigearthnet")
+    p_cache.add_argument(
+        "--extracted",
+        action="store_true",
+        help="prune: remove every extracted tree, also those in use (re-extracted when needed)",
+    )
+    p_cache.add_argument("--dry-run", action="store_true", help="prune: only list")
+    p_cache.set_defaults(func=bigearthnet_cache)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -184,7 +184,7 @@ def _mismatch(name: str, source: str, expected: str, got: str, advice: str) -> E
     )
 
 
-_REFETCH = "the download was deleted, run again to fetch it anew"
+_REFETCH = "the download was discarded, run again to fetch it anew"
 
 
 def _already_there(dest: Path, expected: str | None, keep: bool) -> FetchResult | None:
@@ -615,7 +615,15 @@ def _fetch_s3(
     if resumed:
         log.info("%s: resuming at %s", uri, _human(resumed))
     log.info("%s: downloading to %s", uri, dest)
-    size, got = download_file(client or make_client(region), bucket, key, dest)
+    try:
+        size, got = download_file(client or make_client(region), bucket, key, dest)
+    except EopackError as exc:
+        if requester_pays or "access denied" not in str(exc):
+            raise
+        raise EopackError(
+            f"{uri}: access denied (check AWS credentials; a requester-pays bucket needs "
+            "bigearthnet.source_requester_pays: true)"
+        ) from None
     if got is None:  # the transfer was configured not to hash
         _, got = file_md5(dest)
     if expected is not None and got != expected:
@@ -668,7 +676,7 @@ def _fetch_local(
             log.info("%s: copying to %s", src, dest)
             size, got = _copy_hashing(src, fd, _Meter(str(src), progress_step))
         if expected is not None and got != expected:
-            advice = "nothing was written; the local copy or the configured hash is wrong"
+            advice = "nothing was copied; the local copy or the configured hash is wrong"
             raise _mismatch(dest.name, str(src), expected, got or "?", advice)
         os.replace(tmp, dest)
     finally:

@@ -12,8 +12,12 @@ published values are in ``config/config.yaml``) and/or from a hashes file
 files key by key, so the real release's ``md5s`` of ``config/config.yaml`` are still there when
 another config file points at another release's hashes file; ``md5s`` only fill in names the
 file does not list. A file without an md5 is an error: nothing is downloaded unverified (only
-the hashes file itself, fetched once into ``resources/bigearthnet/hashes.txt`` and again when
-its URI changes).
+the hashes file itself, fetched once per address into the cache and linked to
+``resources/bigearthnet/hashes.txt``).
+
+Every file lands in the download cache first (:mod:`eopack.bigearthnet.cache`, by md5) and is
+hard-linked from there to ``resources/bigearthnet/<name>``: a changed md5, a failed download or
+Snakemake's clean-up of a job's output never deletes a file that verified once.
 
 :func:`prepare_inputs` runs while Snakemake builds the DAG: the S2 product folders, one render
 job each, come from the metadata, so the metadata parquet files (4 MB) are fetched then, not by
@@ -23,16 +27,19 @@ a job (no checkpoint needed). fetch's md5 stamp spares re-reading them on later 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eopack.bigearthnet.fetch import ZENODO_FILES, FetchResult, fetch, parse_hashes, source_uri
+from eopack.bigearthnet.cache import DownloadCache, cache_root, human_size, link_or_copy
+from eopack.bigearthnet.fetch import ZENODO_FILES, parse_hashes, redact_uri, source_uri
 from eopack.bigearthnet.index import Selection, list_products
 from eopack.bigearthnet.render import Stretch
 from eopack.bigearthnet.s1 import DbStretch
 from eopack.errors import EopackError
+from eopack.fsutil import atomic_write_bytes
 
 __all__ = [
     "ARCHIVES",
@@ -85,18 +92,6 @@ class Source:
     region: str | None = None
     requester_pays: bool = False
 
-    def fetch(self, uri: str, dest: str | Path, md5: str | None) -> FetchResult:
-        """:func:`eopack.bigearthnet.fetch.fetch` with this source's settings."""
-        return fetch(
-            uri,
-            dest,
-            md5,
-            timeout=self.timeout,
-            retries=self.retries,
-            region=self.region,
-            requester_pays=self.requester_pays,
-        )
-
     def uri(self, name: str) -> str:
         """URI (or local path) of release file ``name``."""
         return source_uri(self.base, name)
@@ -111,24 +106,51 @@ class Source:
                 "bigearthnet.hashes at the release's hashes.txt"
             ) from None
 
+    def fetch_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`eopack.bigearthnet.fetch.fetch` for this source."""
+        return {
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "region": self.region,
+            "requester_pays": self.requester_pays,
+        }
+
 
 def _hashes_uri(base: str, hashes: str) -> str:
     return hashes if ("://" in hashes or "/" in hashes) else source_uri(base, hashes)
 
 
 def _load_hashes(uri: str, resources: Path, source: Source) -> dict[str, str]:
-    """md5s listed in the hashes file at ``uri``, fetched once per URI into ``resources``."""
+    """md5s listed in the hashes file at ``uri``: fetched once per address into the cache, then
+    copied to ``resources/hashes.txt`` (the one in use; ``hashes.txt.uri`` says where from).
+
+    A failed fetch leaves both as they were and says which hashes file is kept."""
     local = resources / HASHES_CACHE
     stamp = resources / f"{HASHES_CACHE}.uri"
-    if not (local.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
-        local.unlink(missing_ok=True)
-        source.fetch(uri, local, None)
-        stamp.write_text(uri, encoding="utf-8")
+    cache = DownloadCache(cache_root(resources))
+    cached = cache.hashes_path(uri)
+    adopt = not cached.is_file() and local.is_file() and stamp.is_file()
+    if adopt and stamp.read_text(encoding="utf-8") == uri:  # fetched before the cache existed
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, cached)
+        (cached.parent / "uri").write_text(uri, encoding="utf-8")
     try:
-        text = local.read_text(encoding="utf-8")
+        cached, how = cache.fetch_hashes(uri, **source.fetch_options())
+    except EopackError as exc:
+        kept = "nothing was kept"
+        if local.is_file() and stamp.is_file():
+            kept = f"{local} (from {redact_uri(stamp.read_text(encoding='utf-8'))}) is kept"
+        raise EopackError(f"bigearthnet.hashes: {exc}; {kept}") from None
+    try:
+        text = cached.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise EopackError(f"bigearthnet.hashes: cannot read {local} ({exc})") from None
-    return parse_hashes(text, f"bigearthnet.hashes ({uri})")
+        raise EopackError(f"bigearthnet.hashes: cannot read {cached} ({exc})") from None
+    md5s = parse_hashes(text, f"bigearthnet.hashes ({redact_uri(uri)})")
+    link_or_copy(cached, local)  # nothing to do when it already is the cached one
+    if not (stamp.is_file() and stamp.read_text(encoding="utf-8") == uri):
+        atomic_write_bytes(stamp, uri.encode("utf-8"))
+    log.debug("bigearthnet.hashes: %s %s", redact_uri(uri), how)
+    return md5s
 
 
 def load_source(cfg: Mapping[str, Any], resources: str | Path) -> Source:
@@ -155,18 +177,53 @@ def _configured(cfg: Mapping[str, Any], md5s: Mapping[str, str]) -> Source:
 
 
 def fetch_release_file(cfg: Mapping[str, Any], name: str, md5: str, dest: str | Path) -> Path:
-    """Fetch release file ``name`` from the configured source to ``dest``, verified by ``md5``."""
+    """Fetch release file ``name`` from the configured source to ``dest``, verified by ``md5``.
+
+    The cache is ``cache/`` beside ``dest`` (so the fetch job's rule and script need not name
+    it: a changed param or script would make Snakemake fetch again).
+    """
+    dest = Path(dest)
+    cached = DownloadCache(cache_root(dest.parent)).entries(name)
+    if cached and not dest.exists():
+        log.info(
+            "%s is not there: Snakemake removes a job's output before it runs the job again; "
+            "it is a link, the bytes stay in the cache: %s",
+            dest,
+            "; ".join(entry.describe() for entry in cached),
+        )
     return fetch_verified(_configured(cfg, {name: md5}), name, dest)
 
 
 def fetch_verified(source: Source, name: str, dest: str | Path) -> Path:
-    """``dest`` holding release file ``name`` with its md5 (nothing moves if it already does).
+    """``dest`` holding release file ``name`` with its md5, as a hard link of its cache entry
+    (downloaded into the cache first if it is not there).
 
-    On an md5 mismatch nothing is left at ``dest`` (see :func:`eopack.bigearthnet.fetch.fetch`).
+    On a failure ``dest`` and every cache entry stay as they were, and the message says what
+    the cache keeps of ``name`` (path, size, md5).
     """
-    result = source.fetch(source.uri(name), dest, source.md5(name))
-    log.info("%s: %s (%d bytes, md5 %s)", name, result.action, result.size, result.md5)
-    return Path(dest)
+    dest = Path(dest)
+    md5 = source.md5(name)
+    cache = DownloadCache(cache_root(dest.parent))
+    entry = cache.lookup(name, md5) or cache.adopt(dest, name, md5)
+    if entry is not None:
+        how = "from the cache, no download"
+    else:
+        entry, how = cache.fetch(source.uri(name), name, md5, **source.fetch_options())
+    linked = cache.link(entry, dest)
+    log.info("%s: %s; %s %s, %s to %s", name, how, entry.path, _size(entry.size), linked, dest)
+    others = [e for e in cache.entries(name) if e.md5 != md5]
+    if others:
+        log.info(
+            "%s: other versions kept in the cache (eopack bigearthnet-cache prune removes "
+            "them): %s",
+            name,
+            "; ".join(e.describe() for e in others),
+        )
+    return dest
+
+
+def _size(size: int) -> str:
+    return f"({human_size(size)})"
 
 
 @dataclass(frozen=True)
@@ -184,8 +241,12 @@ def prepare_inputs(cfg: Mapping[str, Any], resources: str | Path) -> DatasetInpu
     resources = Path(resources)
     source = load_source(cfg, resources)
     selection = Selection.from_config(cfg)
+    cache = DownloadCache(cache_root(resources))
     for stem in archives(cfg):
         source.md5(archive_name(stem))  # no md5, no download: say so before any job runs
+        # An archive an older eopack fetched (no cache then) goes into the cache now, before
+        # Snakemake could delete it to run its fetch job again.
+        cache.adopt(resources / archive_name(stem), archive_name(stem))
     try:
         Stretch(**cfg.get("stretch", {}))
     except (EopackError, TypeError) as exc:
