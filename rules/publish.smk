@@ -13,7 +13,9 @@ rule publish_upload:
     input:
         publish_source,
     output:
-        "results/publish/{object}.json",
+        # A failed re-upload (bucket read-only, credentials refused) keeps the receipt of the
+        # earlier upload: the object it names is still there (keep_previous).
+        keep_previous("results/publish/{object}.json"),
     log:
         "logs/publish/{object}.log",
     conda:

@@ -3,7 +3,9 @@ rule rebuild_safe:
         # ancient: a new search that finds the same product must not re-download it.
         products=ancient("results/search/products.geojson"),
     output:
-        directory("results/safe/{product}.SAFE"),
+        # A failed re-build keeps the previous SAFE (keep_previous): the new one is staged
+        # beside it and replaces it only once complete (eopack.safe.s1.rebuild_safe).
+        keep_previous(directory("results/safe/{product}.SAFE")),
     log:
         "logs/safe/{product}.rebuild.log",
     conda:

@@ -108,6 +108,8 @@ def s1_source(item: Mapping[str, Any]) -> tuple[str, str]:
 
 def _common(item: Mapping[str, Any]) -> dict[str, Any]:
     props = item.get("properties", {})
+    if not isinstance(item.get("geometry"), Mapping):
+        raise EopackError(f"STAC item {item.get('id')}: no geometry (its footprint is needed)")
     cloud = props.get("eo:cloud_cover")
     return {
         "collection": item.get("collection", ""),

@@ -7,12 +7,14 @@ extension in its conformance classes; every filter is applied client-side as wel
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
+from pystac import Link
 from pystac_client import Client, ConformanceClasses
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
@@ -52,6 +54,35 @@ def _reason(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class _NotAPage(Exception):
+    """A search answer that is not a FeatureCollection."""
+
+
+class _PagingIO(StacApiIO):
+    """pystac-client's paging, except that an answer that is not a FeatureCollection fails
+    the search: pystac-client ends it there, as if nothing more were found, and an error
+    page would replace a good manifest with a short or empty one."""
+
+    def get_pages(
+        self, url: str, method: str | None = None, parameters: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        page = self.read_json(url, method=method, parameters=parameters)
+        while True:
+            listed = (
+                page.get("collections", page.get("features")) if isinstance(page, dict) else None
+            )
+            if not isinstance(listed, list):
+                raise _NotAPage("an answer is not a FeatureCollection")
+            if not listed:
+                return
+            yield page
+            links = page.get("links") or []
+            following = next((ln for ln in links if ln.get("rel") == "next"), None)
+            if following is None:
+                return
+            page = self.read_json(Link.from_dict(following), parameters=parameters)
+
+
 def _open(url: str, timeout: float) -> Client:
     retry = Retry(
         total=4,
@@ -59,7 +90,7 @@ def _open(url: str, timeout: float) -> Client:
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=None,
     )
-    stac_io = StacApiIO(timeout=timeout, max_retries=retry)
+    stac_io = _PagingIO(timeout=timeout, max_retries=retry)
     try:
         return Client.open(url, stac_io=stac_io, timeout=timeout)
     except (APIError, requests.RequestException) as exc:
@@ -116,11 +147,20 @@ def search_stac(
         **extra,
     )
     found: dict[str, Product] = {}
-    try:
-        for item in search.items_as_dicts():
-            product = item_to_product(item)
-            if keep_product(product, aoi, start, end, filters):
-                found[product.id] = product
-    except (APIError, requests.RequestException) as exc:
-        raise EopackError(f"STAC API {url}: search failed ({_reason(exc)})") from None
-    return list(found.values())
+    items = search.items_as_dicts()
+    while True:
+        try:
+            item = next(items, None)
+        except (APIError, requests.RequestException) as exc:
+            raise EopackError(f"STAC API {url}: search failed ({_reason(exc)})") from None
+        except json.JSONDecodeError as exc:
+            raise EopackError(
+                f"STAC API {url}: search failed (an answer is not JSON: {exc})"
+            ) from None
+        except _NotAPage as exc:
+            raise EopackError(f"STAC API {url}: search failed ({exc})") from None
+        if item is None:
+            return list(found.values())
+        product = item_to_product(item)
+        if keep_product(product, aoi, start, end, filters):
+            found[product.id] = product
