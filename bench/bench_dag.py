@@ -367,7 +367,9 @@ def first_download(
     search_log = wf / "logs" / Path(last_search).with_suffix(".log").relative_to("results")
     t0 = time.time()
     proc = subprocess.Popen(
-        snakemake_cmd("all", "--cores", "2", "--keep-going"),
+        # --verbose: Snakemake's own per-job listing (rule headers), which eopack's console
+        # (profiles/default: logger eopack) shortens to a line per finished job.
+        snakemake_cmd("all", "--cores", "2", "--keep-going", "--verbose"),
         cwd=wf,
         env=env,
         stdout=subprocess.PIPE,

@@ -436,7 +436,7 @@ def test_run_search_with_the_dhus_backend(hub, tmp_path, monkeypatch, caplog):
     search = {"backend": "dhus", "dhus_url": "http://unused.invalid/", "images_limit": 10}
     out = tmp_path / "lisbon.geojson"
     with caplog.at_level(logging.DEBUG):
-        kept = run_search(AOI_DIR / "lisbon.geojson", *MARCH, search, out, tmp_path / "l.png")
+        kept = run_search(AOI_DIR / "lisbon.geojson", *MARCH, search, out)
     assert [sensing(p.id) for p in kept] == ["20210315T183620", "20210322T183105"]
     doc = json.loads(out.read_text())
     assert [f["properties"]["source"]["bucket"] for f in doc["features"]] == ["sentinel-s1-l1c"] * 2

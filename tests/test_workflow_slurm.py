@@ -41,6 +41,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason=NOT_ROOT)
 
 PROFILE = ("--workflow-profile", "profiles/slurm-local")
 DELIVERY_BUCKET = "eopack-slurm-delivery"
+READ_ONLY_BUCKET = "eopack-slurm-read-only"
 AOI = "alps"  # 2023-07: two products, one of them EW (see eopack.demo.s1world)
 HELD = "S1A_IW_GRDH_1SDV_20230726T172041"  # the product whose download is held, then cancelled
 RUN_TIMEOUT_S = 400
@@ -312,10 +313,16 @@ CLASSES = "results/publish/bigearthnet/classes.json.json"
 CLASSES_LOG = "logs/publish/bigearthnet/classes.json.log"
 
 
-def test_failing_rule_is_reported_with_its_log(cluster, env, tmp_path):
+def test_failing_rule_is_reported_with_its_log(world, cluster, env, tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
+    # A bucket that exists (the pre-check before any job passes) but refuses writes: the
+    # upload job fails on the cluster.
+    world.client().create_bucket(
+        Bucket=READ_ONLY_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    world.s3.set_read_only(READ_ONLY_BUCKET)
     bad = workdir / "config" / "publish.yaml"
-    bad.write_text(yaml.safe_dump({"publish": {"uri": "s3://eopack-no-such-publish/x"}}))
+    bad.write_text(yaml.safe_dump({"publish": {"uri": f"s3://{READ_ONLY_BUCKET}/x"}}))
     # classes.json is a local rule's (Snakefile, localrules): only the failing upload is a
     # SLURM job.
     config = ("--configfile", "config/demo.yaml", "config/publish.yaml")
@@ -323,7 +330,8 @@ def test_failing_rule_is_reported_with_its_log(cluster, env, tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     message = (
-        "s3://eopack-no-such-publish/x/bigearthnet/classes.json: destination bucket does not exist"
+        f"s3://{READ_ONLY_BUCKET}/x/bigearthnet/classes.json: access denied on the destination "
+        "(not writable with these credentials)"
     )
     error = re.search(r"^Error in rule publish_upload:\n(?:    .*\n)+", output, re.M)
     assert error, output[-3000:]
