@@ -57,12 +57,6 @@ SRC = f"s3://{DEMO_BUCKET}/{PRODUCT_PREFIX}"  # {src} in messages
 ANNOTATION = "annotation/iw-vv.xml"  # its name in the bucket (renamed in the SAFE)
 STAC_ID = PRODUCT.rsplit("_", 1)[0]  # its STAC item id
 BEN = "resources/bigearthnet"
-#: Defects not fixed yet (xfail).
-SAFE_REPLACED = (
-    "a re-built SAFE replaces the good one before verify_safe checks it, and Snakemake deletes "
-    "the good verify.json before verify_safe runs: rebuild and verify must be one step, or the "
-    "rebuild must verify before it swaps"
-)
 
 #: Where each case is stopped: while Snakemake reads the workflow, in onstart, in a job.
 PRE, START = "pre-flight", "onstart"
@@ -572,26 +566,26 @@ CASES = [
     ),
     case(
         lambda s: s.product_file("manifest.safe", b"<?xml version='1.0'?><xfdu:XFDU"),
-        f"eopack: results/safe/{PRODUCT}.SAFE/manifest.safe: cannot parse manifest.safe (…",
-        in_job("verify_safe"),
+        f"eopack: results/safe/.{PRODUCT}.SAFE.part/manifest.safe: cannot parse manifest.safe "
+        "(…); nothing of an earlier run was changed",
+        in_job("rebuild_safe"),
         id="bucket-manifest-corrupt",
-        xfail=SAFE_REPLACED,
     ),
     case(
         # A measurement TIFF may differ from the manifest (re-encoded in the bucket) if it
         # reads as a GeoTIFF; an annotation file may not.
         lambda s: s.product_file(ANNOTATION, s.product_bytes(ANNOTATION)[:-100]),
-        f"eopack: verification failed: {PRODUCT}.SAFE/annotation/…: size … != manifest …",
-        in_job("verify_safe"),
+        f"eopack: verification failed: {PRODUCT}.SAFE/annotation/…: size … != manifest …; "
+        "checked before the SAFE replaces anything: nothing of an earlier run was changed",
+        in_job("rebuild_safe"),
         id="bucket-size-mismatch",
-        xfail=SAFE_REPLACED,
     ),
     case(
         lambda s: s.product_file(ANNOTATION, s.product_bytes(ANNOTATION).swapcase()),
-        f"eopack: verification failed: {PRODUCT}.SAFE/annotation/…: MD5 … != manifest …",
-        in_job("verify_safe"),
+        f"eopack: verification failed: {PRODUCT}.SAFE/annotation/…: MD5 … != manifest …; "
+        "checked before the SAFE replaces anything: nothing of an earlier run was changed",
+        in_job("rebuild_safe"),
         id="bucket-md5-mismatch",
-        xfail=SAFE_REPLACED,
     ),
     # ---- Archives (BigEarthNet) ------------------------------------------------------------
     case(

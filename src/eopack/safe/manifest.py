@@ -94,10 +94,19 @@ def _readable_geotiff(path: Path) -> bool:
         return False
 
 
-def verify_safe(safe_dir: str | Path) -> dict[str, Any]:
-    """Compare every data object with the file on disk; the report is ``verify.json``'s body."""
+def verify_safe(
+    safe_dir: str | Path, *, measurements: bool = True, product: str | None = None
+) -> dict[str, Any]:
+    """Compare every data object with the file on disk; the report is ``verify.json``'s body.
+
+    ``measurements=False`` leaves the measurement TIFFs out (the bulk of the bytes): the
+    rebuild's check of the small files before its SAFE replaces an earlier one. ``product``:
+    the name to report when ``safe_dir`` is not ``{product}.SAFE`` (a staging folder).
+    """
     safe_dir = Path(safe_dir)
     objects = parse_manifest(safe_dir / "manifest.safe")
+    if not measurements:
+        objects = [o for o in objects if not o.is_measurement]
     files: list[dict[str, Any]] = []
     for obj in sorted(objects, key=lambda o: o.path):
         target = safe_dir / obj.path
@@ -136,7 +145,7 @@ def verify_safe(safe_dir: str | Path) -> dict[str, Any]:
     )
     bad = [f for f in files if f["status"] not in ("ok", "ok_reencoded")]
     return {
-        "product": safe_dir.name.removesuffix(".SAFE"),
+        "product": product or safe_dir.name.removesuffix(".SAFE"),
         "ok": not bad,
         "checked": len(files),
         "failed": len(bad),

@@ -128,11 +128,39 @@ def rebuild_safe(
     results = download_files(client, bucket, jobs, config, prefix=prefix)
     written.update(zip((safe_path for safe_path, _ in missing), results, strict=True))
     written = dict(sorted(written.items()))
+    check_before_swap(staging, product_id)
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(staging, dest)
     log.info("%s: SAFE rebuilt in %s (%d files)", product_id, dest, total)
     return written
+
+
+def check_before_swap(staging: Path, product_id: str) -> None:
+    """Check the staged SAFE's small files (all but the measurement TIFFs) against its
+    ``manifest.safe`` before it replaces anything.
+
+    A forced rebuild from a bucket whose files changed would otherwise swap a bad SAFE in for
+    the good one of an earlier run, and the verify step would find it only then (the bad-input
+    catalogue, docs/reliability.md). The measurements, nearly all the bytes, are left to the
+    verify step. Bad files are removed from the staging folder, so the next run fetches them
+    again; the job fails and Snakemake puts the earlier SAFE back (``keep_previous``).
+    """
+    from eopack.safe.manifest import failure_line, verify_safe
+
+    try:
+        report = verify_safe(staging, measurements=False, product=product_id)
+    except EopackError as exc:
+        (staging / "manifest.safe").unlink(missing_ok=True)
+        raise EopackError(f"{exc}; nothing of an earlier run was changed") from None
+    if not report["ok"]:
+        for entry in report["files"]:
+            if entry["status"] not in ("ok", "ok_reencoded"):
+                (staging / entry["path"]).unlink(missing_ok=True)
+        raise EopackError(
+            f"verification failed: {failure_line(report)}; checked before the SAFE replaces "
+            "anything: nothing of an earlier run was changed"
+        )
 
 
 def find_product(products_file: str | Path, product_id: str) -> Any:
