@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from eopack.bigearthnet.extract import ExtractStats, extract_dataset_archive
-from eopack.bigearthnet.fetch import FetchResult, fetch
+from eopack.bigearthnet.fetch import FetchResult, fetch, human_size
 from eopack.errors import EopackError
 from eopack.fsutil import new_temp
 from eopack.stamps import stamp_path, write_stamp
@@ -72,15 +72,6 @@ CACHE_DIR = "cache"
 def cache_root(resources: str | Path) -> Path:
     """The cache of the release files fetched into ``resources``."""
     return Path(resources) / CACHE_DIR
-
-
-def human_size(size: float) -> str:
-    """``1234567`` -> ``1.2 MB`` (decimal units, as download sizes are quoted)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ def _verified_md5(path: Path, expected: str | None) -> str:
     stamped = stamped_digest(path, "md5")
     if stamped is not None and stamped == expected:
         return stamped
-    log.info("%s: computing the md5 (%s)", path, _human(path.stat().st_size))
+    log.info("%s: computing the md5 (%s)", path, human_size(path.stat().st_size))
     _, md5 = file_md5(path)
     return md5
 
@@ -210,7 +210,8 @@ def _already_there(dest: Path, expected: str | None, keep: bool) -> FetchResult 
 # --- progress --------------------------------------------------------------------------------
 
 
-def _human(size: float) -> str:
+def human_size(size: float) -> str:
+    """``1234567`` -> ``1.2 MB`` (decimal units, as download sizes are quoted)."""
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -237,12 +238,13 @@ class _Meter:
     def update(self, done: int) -> None:
         if self.total is None:
             if done >= self.next:
-                log.info("%s: %s", self.label, _human(done))
+                log.info("%s: %s", self.label, human_size(done))
                 self.next = (done // _GiB + 1) * _GiB
             return
         percent = done * 100 // self.total
         if percent >= self.next:
-            log.info("%s: %d%% (%s of %s)", self.label, percent, _human(done), _human(self.total))
+            shown = (human_size(done), human_size(self.total))
+            log.info("%s: %d%% (%s of %s)", self.label, percent, *shown)
             self.next = (percent // self.step + 1) * self.step
 
 
@@ -381,7 +383,7 @@ class _HttpDownload:
             return 0
         self.remote = remote
         if have:
-            log.info("%s: resuming at %s", self.shown, _human(have))
+            log.info("%s: resuming at %s", self.shown, human_size(have))
             offset = 0
             while chunk := os.pread(self.fd, _COPY_CHUNK, offset):
                 self.md5.update(chunk)
@@ -581,7 +583,7 @@ class _HttpDownload:
         os.replace(self.part, self.dest)
         self.side.unlink(missing_ok=True)
         write_stamp(self.dest, "md5", got)
-        log.info("%s: %s fetched to %s", self.shown, _human(self.pos), self.dest)
+        log.info("%s: %s fetched to %s", self.shown, human_size(self.pos), self.dest)
         return FetchResult(self.dest, self.pos, got, "downloaded", resumed)
 
 
@@ -613,7 +615,7 @@ def _fetch_s3(
     bucket = SourceBucket(bucket_name, region, requester_pays)
     resumed = resumable_bytes(dest)
     if resumed:
-        log.info("%s: resuming at %s", uri, _human(resumed))
+        log.info("%s: resuming at %s", uri, human_size(resumed))
     log.info("%s: downloading to %s", uri, dest)
     try:
         size, got = download_file(client or make_client(region), bucket, key, dest)
