@@ -1,6 +1,6 @@
 rule zip_safe:
     input:
-        safe="results/safe/{product}.SAFE",
+        safe=product_folder,
         verify="results/safe/{product}.verify.json",
     output:
         f"{ZIP_DIR}/{{product}}.zip",

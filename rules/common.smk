@@ -10,6 +10,7 @@ from eopack.errors import EopackError
 from eopack.publish import check_publish_bucket, publish_settings
 from eopack.report.products import describe_product
 from eopack.resources import runtime_minutes
+from eopack.safe.registry import collection_of, fetched_collections
 from eopack.search.manifest import aoi_product_ids, ids_in_collections
 from eopack.storage import (
     check_shared_resources,
@@ -17,7 +18,9 @@ from eopack.storage import (
     source_buckets,
 )
 
-SAFE_COLLECTIONS = ("sentinel-1-grd",)
+# The collections whose products are fetched (eopack.safe.registry): the rules below are the
+# same for all of them.
+FETCHED_COLLECTIONS = fetched_collections()
 
 try:
     DATE_RANGES = check_config(
@@ -94,6 +97,8 @@ wildcard_constraints:
     start=r"\d{4}-\d{2}-\d{2}",
     end=r"\d{4}-\d{2}-\d{2}",
     product=r"[A-Za-z0-9_]+",
+    # A product's folder under results/safe/: {id}.SAFE or {id} (eopack.safe.registry).
+    folder=r"[A-Za-z0-9_]+(?:\.SAFE)?",
 
 
 def search_manifests(wildcards):
@@ -112,12 +117,31 @@ def union_outputs():
 
 
 def product_ids(wildcards):
-    """Distinct SAFE product ids over all manifests (a product found twice is fetched once).
-
-    Optical products stay search records until their SAFE rebuild exists.
-    """
+    """Distinct product ids over all manifests (a product found twice is fetched once), of
+    the collections eopack fetches."""
     products, _ = union_outputs()
-    return ids_in_collections(products, SAFE_COLLECTIONS)
+    return ids_in_collections(products, FETCHED_COLLECTIONS)
+
+
+def product_folder(wildcards):
+    """results/safe/{id}.SAFE or results/safe/{id}: the product's folder, as its collection
+    names it (eopack.safe.registry)."""
+    products, _ = union_outputs()
+    entry = collection_of(products, wildcards.product)
+    return f"results/safe/{entry.folder(wildcards.product)}"
+
+
+def product_quicklook(wildcards):
+    """Where the product's zip keeps its preview picture (the registry's patterns)."""
+    products, _ = union_outputs()
+    entry = collection_of(products, wildcards.product)
+    return {"top": entry.folder(wildcards.product), "patterns": list(entry.quicklook)}
+
+
+def product_collection(wildcards):
+    """The STAC collection of a searched product (its verifier is the registry's)."""
+    products, _ = union_outputs()
+    return collection_of(products, wildcards.product).name
 
 
 TO_S3 = isinstance(DESTINATION, S3Destination)
@@ -300,9 +324,9 @@ def aoi_manifests(wildcards):
 
 
 def aoi_quicklooks(wildcards):
-    """Quicklook PNGs of the AOI's SAFE products, once the union checkpoint has run."""
+    """Quicklook PNGs of the AOI's fetched products, once the union checkpoint has run."""
     products, by_aoi = union_outputs()
-    safe_ids = set(ids_in_collections(products, SAFE_COLLECTIONS))
+    safe_ids = set(ids_in_collections(products, FETCHED_COLLECTIONS))
     ids = [pid for pid in aoi_product_ids(by_aoi, wildcards.aoi) if pid in safe_ids]
     return [f"{REPORT_DIR}/quicklooks/{pid}.png" for pid in sorted(ids)]
 

@@ -82,7 +82,7 @@ rule report_quicklook:
         report(
             f"{REPORT_DIR}/quicklooks/{{product}}.png",
             caption="../report/quicklook.rst",
-            category="3. SAFE quicklooks",
+            category="3. Product quicklooks",
             labels={"product": "{product}"},
         ),
     log:
@@ -95,6 +95,7 @@ rule report_quicklook:
         runtime=5,
     params:
         about=lambda w: describe_product(w.product),
+        quicklook=product_quicklook,
     script:
         "../scripts/report_quicklook.py"
 

@@ -3,11 +3,12 @@ rule rebuild_safe:
         # ancient: a new search that finds the same product must not re-download it.
         products=ancient("results/search/products.geojson"),
     output:
-        # A failed re-build keeps the previous SAFE (keep_previous): the new one is staged
-        # beside it and replaces it only once complete (eopack.safe.s1.rebuild_safe).
-        keep_previous(directory("results/safe/{product}.SAFE")),
+        # The product's folder: {id}.SAFE, or {id} for a Landsat scene (eopack.safe.registry).
+        # A failed re-build keeps the previous folder (keep_previous): the new one is staged
+        # beside it and replaces it only once complete and checked (eopack.safe.rebuild).
+        keep_previous(directory("results/safe/{folder}")),
     log:
-        "logs/safe/{product}.rebuild.log",
+        "logs/safe/{folder}.rebuild.log",
     conda:
         "../envs/eopack.yaml"
     threads: 1
@@ -21,7 +22,7 @@ rule rebuild_safe:
 
 rule verify_safe:
     input:
-        "results/safe/{product}.SAFE",
+        product_folder,
     output:
         "results/safe/{product}.verify.json",
     log:
@@ -34,6 +35,7 @@ rule verify_safe:
         runtime=15,
     params:
         on_failure=config["verify"]["on_failure"],
+        collection=product_collection,
     script:
         "../scripts/verify_safe.py"
 
@@ -54,6 +56,6 @@ rule plan:
         runtime=30,
     params:
         destination=PLAN_DESTINATION,
-        collections=SAFE_COLLECTIONS,
+        collections=FETCHED_COLLECTIONS,
     script:
         "../scripts/plan.py"

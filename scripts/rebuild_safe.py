@@ -1,13 +1,13 @@
-"""Snakemake adapter: product -> results/safe/{product}.SAFE rebuilt through filenameMap."""
+"""Snakemake adapter: product -> results/safe/{folder} ({id}.SAFE, or a Landsat scene's {id})."""
 
 from eopack.jobs import end_process, run_job
-from eopack.safe.s1 import rebuild_product
+from eopack.safe.rebuild import rebuild_product
 
 run_job(
     snakemake.log[0],
     rebuild_product,
     snakemake.input.products,
-    snakemake.wildcards.product,
+    snakemake.wildcards.folder,
     snakemake.config["sources"],
     snakemake.output[0],
     max_workers=snakemake.config["transfer"]["max_workers"],

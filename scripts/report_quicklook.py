@@ -1,4 +1,4 @@
-"""Snakemake adapter: product zip -> results/report/quicklooks/{product}.png (ESA's quicklook)."""
+"""Snakemake adapter: product zip -> results/report/quicklooks/{product}.png (its own preview)."""
 
 from eopack.jobs import run_job
 from eopack.report.quicklooks import write_quicklook
@@ -9,4 +9,6 @@ run_job(
     snakemake.input[0],
     snakemake.wildcards.product,
     snakemake.output[0],
+    patterns=snakemake.params.quicklook["patterns"],
+    top=snakemake.params.quicklook["top"],
 )

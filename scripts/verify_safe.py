@@ -1,4 +1,4 @@
-"""Snakemake adapter: SAFE folder -> results/safe/{product}.verify.json (manifest.safe check)."""
+"""Snakemake adapter: product folder -> results/safe/{product}.verify.json (per collection)."""
 
 from eopack.jobs import run_job
 from eopack.safe.manifest import verify_to_report
@@ -9,4 +9,5 @@ run_job(
     snakemake.input[0],
     snakemake.output[0],
     fail=snakemake.params.on_failure == "fail",
+    collection=snakemake.params.collection,
 )

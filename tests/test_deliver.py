@@ -574,7 +574,12 @@ def test_deliver_product_s3_entry_point(world, world_env, dest_bucket, monkeypat
     from eopack.deliver import deliver_product_s3
 
     product = world.products[4]
-    found = types.SimpleNamespace(id=product.product_id, bucket=DEMO_BUCKET, prefix=product.prefix)
+    found = types.SimpleNamespace(
+        id=product.product_id,
+        bucket=DEMO_BUCKET,
+        prefix=product.prefix,
+        collection="sentinel-1-grd",
+    )
     monkeypatch.setattr(eopack.safe.s1, "find_product", lambda _file, _id: found)
     sources = {DEMO_BUCKET: {"region": "eu-central-1", "requester_pays": True}}
     report = deliver_product_s3(

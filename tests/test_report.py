@@ -24,7 +24,7 @@ from PIL import Image
 
 from eopack.demo.world import DemoWorld
 
-CATEGORIES = ["1. Run summary", "2. Areas of interest", "3. SAFE quicklooks", "4. BigEarthNet"]
+CATEGORIES = ["1. Run summary", "2. Areas of interest", "3. Product quicklooks", "4. BigEarthNet"]
 # Menu link by its text (menu entries are an icon and a <span> with the name).
 CLICK = """((text) => {
   const links = Array.from(document.querySelectorAll('nav a'));

@@ -295,7 +295,11 @@ def test_product_description_from_its_id():
         "product": PID,
     }
     assert describe_product("S1A_EW_GRDM_1SDH_20230714T052433_x")["polarisation"] == "HH+HV"
-    assert describe_product("LC08_L2SP_x")["mode"] == ""
+    assert describe_product("LX08_L2SP_x")["mode"] == ""
+    s2 = describe_product("S2A_MSIL2A_20220126T084129_N0400_R064_T36RUT_20220201T122115")
+    assert s2["mode"] == "MSI L2A, baseline 04.00, tile 36RUT" and s2["mission"] == "S2A"
+    landsat = describe_product("LC08_L2SP_195027_20210311_20210317_02_T1")
+    assert landsat["mission"] == "Landsat 8" and landsat["sensing start"] == "2021-03-11"
 
 
 # Footprint maps and contact sheets -------------------------------------------------------------
@@ -597,7 +601,7 @@ def test_human_bytes_are_decimal():
 # Front page (report/workflow.rst) --------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["1. Run summary", "2. Areas of interest", "3. SAFE quicklooks", "4. BigEarthNet"]
+SECTIONS = ["1. Run summary", "2. Areas of interest", "3. Product quicklooks", "4. BigEarthNet"]
 
 
 def front_page(overrides: dict, sections: list[str]) -> str:
@@ -642,7 +646,7 @@ def test_front_page_lists_only_the_sections_the_report_has():
     text = front_page({}, SECTIONS[:3])  # config.yaml: no BigEarthNet, no publishing
     assert "BigEarthNet" not in text and "4." not in text, text
     assert "published" not in text
-    assert "3. SAFE quicklooks" in text and "contact sheet" in text
+    assert "3. Product quicklooks" in text and "contact sheet" in text
     optical = front_page({"search": {"collections": ["sentinel-2-l2a"]}}, SECTIONS[:2])
     assert "searched Sentinel-2 L2A" in optical, optical
     assert "SAFE" not in optical and "Sentinel-1" not in optical, optical

@@ -600,7 +600,7 @@ def test_rebuild_safe_resumes_from_its_staging_folder(world, world_env, s3net, t
 
     log = s3net.log(DEMO_BUCKET)
     client = make_client(REGION)
-    with caplog.at_level(logging.INFO, logger="eopack.safe.s1"):
+    with caplog.at_level(logging.INFO, logger="eopack.safe"):
         written = rebuild_safe(client, bucket, product.prefix, product.product_id, dest, 2, config)
     assert "(already complete)" in caplog.text
     for name, nbytes in resumed.items():

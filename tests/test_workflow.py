@@ -219,10 +219,10 @@ def test_failed_job_error_is_printed_once_with_its_log(world, demo_run, s3net: S
     message = errors[0].removeprefix("eopack: ")
     assert "access denied" in message
     assert console.count(message) == 1, console[-3000:]
-    log = f"logs/safe/{product}.rebuild.log"
+    log = f"logs/safe/{product}.SAFE.rebuild.log"
     failed = [line for line in console.splitlines() if " FAILED " in line]
     assert len(failed) == 1, console[-3000:]
-    assert re.search(rf" FAILED rebuild_safe product={product} \(exit status 1\); log: {log}$",
+    assert re.search(rf" FAILED rebuild_safe folder={product}\.SAFE \(exit status 1\); log: {log}$",
                      failed[0]), failed[0]  # fmt: skip
     assert message in (workdir / log).read_text()
     assert len(console.splitlines()) <= len(finished_rules(console)) + CONSOLE_OVERHEAD

@@ -48,7 +48,9 @@ MAX_PART_SIZE = 5 * GIB
 MAX_PARTS = 10_000
 DEFAULT_MULTIPART_THRESHOLD = 256 * MIB
 DEFAULT_PART_SIZE = 128 * MIB
-OK_STATUSES = ("ok", "ok_reencoded")  # as in eopack.safe.manifest
+#: As in eopack.safe.manifest; ``known_gap``: a file the product's manifest lists that the
+#: AWS bucket never carries (eopack.safe.registry).
+OK_STATUSES = ("ok", "ok_reencoded", "known_gap")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -622,8 +624,14 @@ def copy_safe_to_s3(
     part_size: int = DEFAULT_PART_SIZE,
     check_manifest: bool = True,
     fail: bool = True,
+    folder: str | None = None,
+    known_gap: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Copy every file ``{prefix}/{key}`` to ``{dest_prefix}/{id}.SAFE/{safe_path}`` server-side.
+    """Copy every file ``{prefix}/{key}`` to ``{dest_prefix}/{folder}/{path}`` server-side.
+
+    ``folder``: the product's folder name (``{id}.SAFE`` unless given: a Landsat scene's is
+    ``{id}``). With an empty ``prefix`` the map's keys are full bucket keys. ``known_gap``:
+    which manifest entries the bucket never carries (recorded as such, not missing).
 
     Order: refuse bad destinations, HEAD every source (and read ``manifest.safe`` when
     ``check_manifest``), drop an old completion marker, copy (largest first), HEAD every copy,
@@ -632,7 +640,7 @@ def copy_safe_to_s3(
     the way leaves no marker. ``source_buckets`` are never written to. Returns the report.
     """
     dest = S3Destination(dest_bucket, clean_prefix(dest_prefix, f"s3://{dest_bucket}"))
-    safe_dir = f"{product_id}.SAFE"
+    safe_dir = folder or f"{product_id}.SAFE"
     destination = dest.uri(safe_dir) + "/"
     check_destination_bucket(client, dest_bucket, destination, {source.name, *source_buckets})
     marker = dest.key(f"{product_id}.verify.json")
@@ -640,7 +648,7 @@ def copy_safe_to_s3(
     paths = sorted(filename_map)
 
     def src_key(safe_path: str) -> str:
-        return f"{prefix}/{filename_map[safe_path]}"
+        return f"{prefix}/{filename_map[safe_path]}" if prefix else filename_map[safe_path]
 
     def dst_key(safe_path: str) -> str:
         return dest.key(safe_dir, safe_path)
@@ -668,7 +676,9 @@ def copy_safe_to_s3(
 
         methods = pmap(files, copy, sorted(paths, key=lambda p: -sources[p].size))
         copied = pmap(files, lambda p: head_destination(client, dest_bucket, dst_key(p)), paths)
-    report = build_report(product_id, destination, methods, sources, copied, manifest, dst_key)
+    report = build_report(
+        product_id, destination, methods, sources, copied, manifest, dst_key, known_gap
+    )
     return _finish(client, dest, product_id, report, fail)
 
 
@@ -680,6 +690,7 @@ def build_report(
     copied: Mapping[str, ObjectInfo | None],
     manifest: Sequence[DataObject],
     key_of: Callable[[str], str],
+    known_gap: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """The report (``verify.json``'s shape, plus copy facts) from the HEADs."""
     listed = {obj.path: obj for obj in manifest}
@@ -687,11 +698,12 @@ def build_report(
         file_entry(p, key_of(p), methods.get(p), sources[p], copied[p], listed.get(p))
         for p in sorted(sources)
     ]
-    files += [
-        file_entry(obj.path, None, None, None, None, obj)
-        for obj in manifest
-        if obj.path not in sources
-    ]
+    for obj in manifest:
+        if obj.path not in sources:
+            entry = file_entry(obj.path, None, None, None, None, obj)
+            if known_gap is not None and known_gap(obj.path):
+                entry["status"] = "known_gap"
+            files.append(entry)
     files.sort(key=lambda f: f["path"])
     bad = [f for f in files if f["status"] not in OK_STATUSES]
     return {
@@ -700,6 +712,7 @@ def build_report(
         "ok": not bad,
         "checked": len(files),
         "failed": len(bad),
+        "known_gaps": sum(f["status"] == "known_gap" for f in files),
         "files": files,
         "manifest_checked": bool(manifest),
         "not_in_manifest": sorted(p for p in sources if manifest and p not in listed),
@@ -733,9 +746,11 @@ def deliver_product_s3(
     destination: str,
     max_workers: int = 8,
 ) -> dict[str, Any]:
-    """Copy a searched product's SAFE to an ``s3://`` destination (the workflow's entry point)."""
+    """Copy a searched product's folder to an ``s3://`` destination (the workflow's entry
+    point), with the file list of its collection (:mod:`eopack.safe.registry`)."""
     from eopack.s3 import make_client, source_bucket
-    from eopack.safe.s1 import fetch_product_info, find_product
+    from eopack.safe.registry import collection
+    from eopack.safe.s1 import find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):
@@ -743,17 +758,21 @@ def deliver_product_s3(
     product = find_product(products_file, product_id)
     bucket = source_bucket(sources, product.bucket)
     client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
-    info = fetch_product_info(client, bucket, product.prefix, product_id)
+    entry = collection(product.collection)
+    files = entry.list_files(client, bucket, product)
     return copy_safe_to_s3(
         client,
         bucket,
-        product.prefix,
+        "",
         product_id,
-        info.filename_map,
+        files.files,
         dest.bucket,
         dest.prefix,
         max_workers,
         source_buckets=set(sources),
+        check_manifest=entry.manifest is not None,
+        folder=files.folder,
+        known_gap=entry.is_known_gap,
     )
 
 

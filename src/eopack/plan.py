@@ -1,8 +1,10 @@
 """The transfer plan: what a run would fetch and what it would cost, before paying for it.
 
 Source buckets are requester pays, so the user is billed for every GET and every byte that
-leaves the bucket's region. Per product the plan costs two cheap requests (productInfo.json
-and one listing of the product prefix), never the data itself.
+leaves the bucket's region. Per product the plan costs a few cheap requests (its metadata as
+its collection reads it, eopack.safe.registry, and one listing per folder), never the data
+itself. The buckets are in different regions (Sentinel in eu-central-1, Landsat in
+us-west-2), so the price per GB can be set per region.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eopack.fsutil import atomic_write_bytes
 from eopack.s3 import SourceBucket, describe_error, make_client, signed_requests, source_bucket
-from eopack.safe.s1 import fetch_product_info
+from eopack.safe.registry import collection
 from eopack.search.manifest import Product, read_manifest
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,12 @@ class Prices:
 
     usd_per_gb: float
     usd_per_1000_requests: float
+    #: Region -> USD per GB, where it differs (0 for the region your EC2 instance is in).
+    usd_per_gb_by_region: Mapping[str, float] = field(default_factory=dict)
 
-    def cost(self, files: int, size: int) -> float:
-        return size / 1e9 * self.usd_per_gb + files / 1000 * self.usd_per_1000_requests
+    def cost(self, files: int, size: int, region: str = "") -> float:
+        per_gb = self.usd_per_gb_by_region.get(region, self.usd_per_gb)
+        return size / 1e9 * per_gb + files / 1000 * self.usd_per_1000_requests
 
 
 @dataclass(frozen=True)
@@ -88,16 +93,18 @@ def destination_of(destination: str, product_id: str) -> str:
 def plan_product(
     client: Any, bucket: SourceBucket, product: Product, destination: str, prices: Prices
 ) -> PlanRow:
-    """Files, bytes and estimated cost of rebuilding one product's SAFE."""
-    info = fetch_product_info(client, bucket, product.prefix)
-    sizes = list_sizes(client, bucket, product.prefix)
-    keys = list(info.filename_map.values())
+    """Files, bytes and estimated cost of fetching one product (its collection's file list)."""
+    files = collection(product.collection).list_files(client, bucket, product)
+    sizes: dict[str, int] = {}
+    for prefix in files.prefixes:
+        sizes.update((f"{prefix}/{k}", n) for k, n in list_sizes(client, bucket, prefix).items())
+    keys = list(files.files.values())
     present = [key for key in keys if key in sizes]
     size = sum(sizes[key] for key in present)
     missing = len(keys) - len(present)
     if missing:
         log.warning("%s: %d of %d files are missing in the bucket", product.id, missing, len(keys))
-    # +1 request: productInfo.json itself.
+    # +1 request: the product's metadata (productInfo.json and the like).
     return PlanRow(
         product=product.id,
         collection=product.collection,
@@ -106,7 +113,7 @@ def plan_product(
         missing=missing,
         source=f"s3://{bucket.name}/{product.prefix}/",
         destination=destination_of(destination, product.id),
-        est_cost_usd=round(prices.cost(len(present) + 1, size), 6),
+        est_cost_usd=round(prices.cost(len(present) + 1, size, bucket.region), 6),
     )
 
 

@@ -501,9 +501,9 @@ class _Downloads:
                 type(exc).__name__,
             )
             return
-        self.listed = {
-            m["path"]: _Version(int(m["size"]), str(m["e_tag"])) for m in metas if m["e_tag"]
-        }
+        self.listed.update(
+            (m["path"], _Version(int(m["size"]), str(m["e_tag"]))) for m in metas if m["e_tag"]
+        )
 
     async def file(self, key: str, dest: Path) -> tuple[int, str | None]:
         """Download one object; an ETag change mid-way restarts it once."""
@@ -657,7 +657,7 @@ def download_files(
     bucket: SourceBucket,
     items: Sequence[tuple[str, Path]],
     config: TransferConfig | None = None,
-    prefix: str | None = None,
+    prefix: str | Sequence[str] | None = None,
 ) -> list[tuple[int, str | None]]:
     """Download objects ``(key, dest)`` of one bucket, resuming interrupted runs.
 
@@ -667,14 +667,17 @@ def download_files(
     first failure stops the others: what completed stays on disk (finished files renamed,
     finished parts in their sidecars) for the next run. An ETag change mid-way restarts that
     file once; a second one is an error. ``prefix``: the keys lie under it (a product's
-    folder), and one LIST of it stands for a HEAD of each (:meth:`_Downloads.list`).
+    folder, or several: an S2 product's and its tiles'), and one LIST of each stands for a HEAD
+    of each object (:meth:`_Downloads.list`).
     """
     config = config or TransferConfig()
+    prefixes = [prefix] if isinstance(prefix, str) else list(prefix or ())
 
     async def run() -> list[tuple[int, str | None]]:
         downloads = _Downloads(client, bucket, config)
-        if prefix is not None and items:
-            await downloads.list(prefix)
+        if items:
+            for folder in prefixes:
+                await downloads.list(folder)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(downloads.file(key, Path(dest))) for key, dest in items]

@@ -27,11 +27,11 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -41,6 +41,9 @@ from eopack.errors import EopackError
 from eopack.s3 import TRANSIENT_STREAM_ERRORS, SourceBucket, describe_error
 from eopack.safe.manifest import failure_line, parse_manifest_bytes
 from eopack.transfer import STREAM_ATTEMPTS
+
+if TYPE_CHECKING:
+    from eopack.safe.registry import ProductFiles
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ MANIFEST = "manifest.safe"
 #: TIFF and BigTIFF, little and big endian: the streamed stand-in for "readable GeoTIFF".
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 MEASUREMENT_CHECK = "tiff_header"
-OK_STATUSES = ("ok", "ok_reencoded")
+OK_STATUSES = ("ok", "ok_reencoded", "known_gap")  # as in eopack.deliver
 
 
 @dataclass(frozen=True)
@@ -116,27 +119,34 @@ def _destination_error(exc: Exception, bucket: str, key: str) -> EopackError:
 
 
 def list_source(
-    client: Any, source: SourceBucket, prefix: str, filename_map: Mapping[str, str]
+    client: Any,
+    source: SourceBucket,
+    prefix: str,
+    filename_map: Mapping[str, str],
+    prefixes: Sequence[str] = (),
 ) -> list[SourceObject]:
-    """Every SAFE file with its bucket key, size and ETag, in zip (sorted SAFE path) order.
+    """Every file with its bucket key, size and ETag, in zip (sorted path) order.
 
-    One listing of ``prefix/`` (requester pays) instead of a HEAD per file; a file of the
-    map that is not listed is an error naming the object, before anything is written.
+    One listing of each folder (``prefix/``, or ``prefixes`` when the map's keys are full
+    keys and ``prefix`` is empty: an S2 product's and its tiles') instead of a HEAD per
+    file; a file of the map that is not listed is an error naming the object, before
+    anything is written.
     """
     prefix = prefix.strip("/")
     listed: dict[str, tuple[int, str]] = {}
-    try:
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=source.name, Prefix=f"{prefix}/", **source.extra_args
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                listed[item["Key"]] = (int(item["Size"]), str(item.get("ETag", "")))
-    except (ClientError, BotoCoreError) as exc:
-        raise describe_error(exc, source.name, f"{prefix}/") from None
+    for folder in [prefix] if prefix else [p.strip("/") for p in prefixes]:
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=source.name, Prefix=f"{folder}/", **source.extra_args
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    listed[item["Key"]] = (int(item["Size"]), str(item.get("ETag", "")))
+        except (ClientError, BotoCoreError) as exc:
+            raise describe_error(exc, source.name, f"{folder}/") from None
     objects = []
     for safe_path in sorted(filename_map):
-        key = f"{prefix}/{filename_map[safe_path]}"
+        key = f"{prefix}/{filename_map[safe_path]}" if prefix else filename_map[safe_path]
         if key not in listed:
             raise EopackError(f"s3://{source.name}/{key}: object not found")
         size, etag = listed[key]
@@ -202,9 +212,14 @@ class _Tap:
 
 
 def verify_streamed(
-    product_id: str, members: Mapping[str, StreamedMember], manifest_xml: bytes, where: str
+    product_id: str,
+    members: Mapping[str, StreamedMember],
+    manifest_xml: bytes,
+    where: str,
+    known_gap: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """The ``verify.json`` body for streamed members, as :func:`verify_safe` builds it."""
+    """The ``verify.json`` body for streamed members, as :func:`verify_safe` builds it.
+    ``known_gap``: which manifest entries the bucket never carries (eopack.safe.registry)."""
     objects = parse_manifest_bytes(manifest_xml, where)
     files: list[dict[str, Any]] = []
     for obj in sorted(objects, key=lambda o: o.path):
@@ -217,7 +232,8 @@ def verify_streamed(
             "md5": None,
         }
         if seen is None:
-            entry["status"] = "missing"
+            gap = known_gap is not None and known_gap(obj.path)
+            entry["status"] = "known_gap" if gap else "missing"
         else:
             entry["size"], entry["md5"] = seen.size, seen.md5
             matches = seen.size == obj.size and (obj.md5 is None or seen.md5 == obj.md5)
@@ -240,9 +256,53 @@ def verify_streamed(
         "ok": not bad,
         "checked": len(files),
         "failed": len(bad),
+        "known_gaps": sum(f["status"] == "known_gap" for f in files),
         "files": files,
         "not_in_manifest": sorted(p for p in members if p not in listed),
         "measurement_check": MEASUREMENT_CHECK,
+    }
+
+
+def verify_listed(
+    product_id: str,
+    members: Mapping[str, StreamedMember],
+    objects: Sequence[SourceObject],
+    files: ProductFiles | None,
+) -> dict[str, Any]:
+    """The ``verify.json`` body of a product without a manifest (a Landsat scene): each
+    member's size against the listing, and its MD5 against the STAC item's checksum where
+    that is an MD5 (other algorithms are checked by the local path's verify step)."""
+    checksums = files.checksums if files is not None else {}
+    entries: list[dict[str, Any]] = []
+    for obj in objects:
+        seen = members.get(obj.safe_path)
+        algorithm, digest = checksums.get(obj.safe_path, ("", None))
+        expected_md5 = digest if algorithm == "md5" else None
+        entry: dict[str, Any] = {
+            "path": obj.safe_path,
+            "expected_size": obj.size,
+            "expected_md5": expected_md5,
+            "size": seen.size if seen else None,
+            "md5": seen.md5 if seen else None,
+        }
+        if seen is None:
+            entry["status"] = "missing"
+        elif seen.size != obj.size:
+            entry["status"] = "size_mismatch"
+        elif expected_md5 is not None and seen.md5 != expected_md5:
+            entry["status"] = "md5_mismatch"
+        else:
+            entry["status"] = "ok"
+        entries.append(entry)
+    bad = [f for f in entries if f["status"] not in OK_STATUSES]
+    return {
+        "product": product_id,
+        "ok": not bad,
+        "checked": len(entries),
+        "failed": len(bad),
+        "known_gaps": 0,
+        "files": entries,
+        "not_in_manifest": [],
     }
 
 
@@ -459,13 +519,19 @@ def stream_safe_zip(
     upload_workers: int = 1,
     on_verify_failure: str = "fail",
     chunk_size: int = READ_CHUNK,
+    files: ProductFiles | None = None,
+    known_gap: Callable[[str], bool] | None = None,
 ) -> StreamedZip:
-    """Zip the product's SAFE files from ``source`` straight into ``s3://dest_bucket/dest_key``.
+    """Zip the product's files from ``source`` straight into ``s3://dest_bucket/dest_key``.
 
-    ``filename_map`` is ``ProductInfo.filename_map`` (SAFE path -> key under ``prefix``).
-    ``on_verify_failure``: ``fail`` aborts the upload when a member fails its
-    ``manifest.safe`` check, ``warn`` logs and completes it (the report says ``ok: false``).
-    Returns size, SHA-256, S3 checksum, per-member size/MD5/CRC and the verification report.
+    ``filename_map`` is ``ProductInfo.filename_map`` (SAFE path -> key under ``prefix``);
+    or, with ``files`` (any collection, :mod:`eopack.safe.registry`), ``prefix`` is empty
+    and the map is ``files.files`` (full keys). A product with a ``manifest.safe`` is
+    checked against it (``known_gap``: entries the bucket never carries); one without (a
+    Landsat scene) against its listing's sizes and its STAC checksums where they are MD5s.
+    ``on_verify_failure``: ``fail`` aborts the upload when a member fails its check,
+    ``warn`` logs and completes it (the report says ``ok: false``). Returns size, SHA-256,
+    S3 checksum, per-member size/MD5/CRC and the verification report.
     """
     uri = f"s3://{dest_bucket}/{dest_key}"
     if on_verify_failure not in ("fail", "warn"):
@@ -476,10 +542,11 @@ def stream_safe_zip(
         raise EopackError(
             f"{uri}: destination is the source bucket (eopack never writes to a source)"
         )
-    if MANIFEST not in filename_map:
+    if files is None and MANIFEST not in filename_map:
         raise EopackError(f"{product_id}: filenameMap lists no {MANIFEST}")
-    top = safe_top(product_id)
-    objects = list_source(client_src, source, prefix, filename_map)
+    top = files.folder if files is not None else safe_top(product_id)
+    prefixes = files.prefixes if files is not None else ()
+    objects = list_source(client_src, source, prefix, filename_map, prefixes)
     part_size = plan_part_size(part_size, zip_size_bound(objects, top))
     abort_stale_uploads(dest_client, dest_bucket, dest_key, exact=True)
     sink = _MultipartSink(dest_client, dest_bucket, dest_key, part_size, upload_workers)
@@ -500,10 +567,12 @@ def stream_safe_zip(
                 )
                 if tap.kept is not None:
                     manifest_xml = b"".join(tap.kept)
-        manifest_key = next(o.key for o in objects if o.safe_path == MANIFEST)
-        report = verify_streamed(
-            product_id, members, manifest_xml, f"s3://{source.name}/{manifest_key}"
-        )
+        if MANIFEST in filename_map:
+            manifest_key = next(o.key for o in objects if o.safe_path == MANIFEST)
+            where = f"s3://{source.name}/{manifest_key}"
+            report = verify_streamed(product_id, members, manifest_xml, where, known_gap)
+        else:
+            report = verify_listed(product_id, members, objects, files)
         if not report["ok"]:
             line = failure_line(report)
             if on_verify_failure == "fail":
@@ -537,7 +606,8 @@ def stream_product_zip(
         write_receipt,
     )
     from eopack.s3 import make_client, source_bucket
-    from eopack.safe.s1 import fetch_product_info, find_product
+    from eopack.safe.registry import collection
+    from eopack.safe.s1 import find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):
@@ -547,18 +617,21 @@ def stream_product_zip(
     client = make_client(bucket.region)
     key = dest.key(f"{product_id}.zip")
     check_destination_bucket(client, dest.bucket, dest.uri(f"{product_id}.zip"), set(sources))
-    info = fetch_product_info(client, bucket, product.prefix, product_id)
+    entry = collection(product.collection)
+    files = entry.list_files(client, bucket, product)
     result = stream_safe_zip(
         client,
         bucket,
-        product.prefix,
-        info.filename_map,
+        "",
+        files.files,
         product_id,
         client,
         dest.bucket,
         key,
         deflate_level,
         on_verify_failure=on_verify_failure,
+        files=files,
+        known_gap=entry.is_known_gap,
     )
     log.info("%s -> %s (%d bytes, sha256 %s)", product_id, result.uri, result.size, result.sha256)
     write_receipt(result.record(), receipt)

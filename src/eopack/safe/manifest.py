@@ -149,6 +149,7 @@ def verify_safe(
         "ok": not bad,
         "checked": len(files),
         "failed": len(bad),
+        "known_gaps": sum(f["status"] == "known_gap" for f in files),
         "files": files,
         "not_in_manifest": unlisted,
     }
@@ -173,14 +174,22 @@ def failure_line(report: dict[str, Any]) -> str:
     return f"{report['product']}.SAFE/{first['path']}: {detail}{more}"
 
 
-def verify_to_report(safe_dir: str | Path, out: str | Path, fail: bool = True) -> dict[str, Any]:
-    """Verify, write ``verify.json`` (always, for the record) and fail on a bad file if asked."""
+def verify_to_report(
+    safe_dir: str | Path, out: str | Path, fail: bool = True, collection: str = "sentinel-1-grd"
+) -> dict[str, Any]:
+    """Verify with the collection's verifier (:mod:`eopack.safe.registry`), write
+    ``verify.json`` (always, for the record) and fail on a bad file if asked."""
     import logging
 
+    from eopack.safe.registry import collection as registry_entry
+    from eopack.safe.registry import product_of_folder
+
     log = logging.getLogger(__name__)
-    report = verify_safe(safe_dir)
+    entry = registry_entry(collection)
+    report = entry.verify(Path(safe_dir), product_of_folder(Path(safe_dir).name))
     if report["ok"]:
-        log.info("%s: %d data objects verified against manifest.safe", safe_dir, report["checked"])
+        against = entry.manifest or "the bucket listing"
+        log.info("%s: %d files verified against %s", safe_dir, report["checked"], against)
         write_report(report, out)
         return report
     line = failure_line(report)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, get_bytes
-from eopack.transfer import TransferConfig, download_files, finished_file, resumable_bytes
+from eopack.transfer import TransferConfig
 
 if TYPE_CHECKING:
     from eopack.safe.registry import ProductFiles
@@ -105,48 +103,24 @@ def rebuild_safe(
 ) -> dict[str, tuple[int, str | None]]:
     """Fetch every file of the product into ``dest`` (``{id}.SAFE``) under its ESA name.
 
-    Files go to a hidden sibling folder first, renamed to ``dest`` only when all arrived, so
-    an interrupted run never leaves a SAFE that looks complete. The folder is kept after a
-    failure or a kill: the next run skips the files it holds and resumes the partial ones.
-    Large files come as ranged parts; at most 2 x ``max_workers`` requests are in flight over
-    all files (``transfer.requests`` is set so). Returns SAFE path -> (size, md5) of every
-    file. The md5 is None unless ``transfer.md5``: the default, :data:`SAFE_TRANSFER`, leaves
-    the integrity check to the verify step against ``manifest.safe`` (a given
+    :func:`eopack.safe.rebuild.rebuild_folder` with the product's ``filenameMap``: staged
+    beside ``dest``, resumed after a kill, the small files checked against ``manifest.safe``
+    (:func:`check_before_swap`) before the SAFE replaces an earlier one. The default
+    transfer, :data:`SAFE_TRANSFER`, leaves the MD5s to the verify step (a given
     ``TransferConfig`` hashes by default).
     """
-    dest = Path(dest)
-    transfer = transfer or SAFE_TRANSFER
-    info = fetch_product_info(client, bucket, prefix, product_id)
-    staging = dest.parent / f".{dest.name}.part"
-    staging.mkdir(parents=True, exist_ok=True)
-    items = sorted(info.filename_map.items())
-    total = len(items)
-    log.info("%s: %d files in s3://%s/%s/", product_id, total, bucket.name, prefix)
+    from eopack.safe.rebuild import rebuild_folder
 
-    written: dict[str, tuple[int, str | None]] = {}
-    missing: list[tuple[str, str]] = []
-    for number, (safe_path, key) in enumerate(items, start=1):
-        target = staging / safe_path
-        done = target.is_file()  # renamed from .part, so complete
-        resumed = 0 if done else resumable_bytes(target)
-        note = f" (resumed at {resumed} bytes)" if resumed else ""
-        note = " (already complete)" if done else note
-        log.info("Copying item %d of %d: %s <- %s%s", number, total, safe_path, key, note)
-        if done:
-            written[safe_path] = finished_file(target, transfer.md5)
-        else:
-            missing.append((safe_path, key))
-    config = replace(transfer, requests=2 * max_workers)
-    jobs = [(f"{prefix}/{key}", staging / safe_path) for safe_path, key in missing]
-    results = download_files(client, bucket, jobs, config, prefix=prefix)
-    written.update(zip((safe_path for safe_path, _ in missing), results, strict=True))
-    written = dict(sorted(written.items()))
-    check_before_swap(staging, product_id)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(staging, dest)
-    log.info("%s: SAFE rebuilt in %s (%d files)", product_id, dest, total)
-    return written
+    files = product_files(client, bucket, prefix, product_id)
+    return rebuild_folder(
+        client,
+        bucket,
+        files,
+        dest,
+        max_workers,
+        transfer or SAFE_TRANSFER,
+        lambda staging: check_before_swap(staging, product_id),
+    )
 
 
 def check_before_swap(staging: Path, product_id: str) -> None:
@@ -184,25 +158,3 @@ def find_product(products_file: str | Path, product_id: str) -> Any:
         if product.id == product_id:
             return product
     raise EopackError(f"{products_file}: product {product_id} is not in the search results")
-
-
-def rebuild_product(
-    products_file: str | Path,
-    product_id: str,
-    sources: dict[str, Any],
-    dest: str | Path,
-    max_workers: int = 8,
-) -> dict[str, tuple[int, str | None]]:
-    """Rebuild the SAFE of a searched product from the bucket and prefix its manifest names.
-
-    The workflow's path (``scripts/rebuild_safe.py``): :data:`SAFE_TRANSFER`, no MD5 of the
-    downloads, as ``verify_safe`` hashes every file against ``manifest.safe`` next.
-    """
-    from eopack.s3 import make_client, source_bucket
-
-    product = find_product(products_file, product_id)
-    bucket = source_bucket(sources, product.bucket)
-    client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
-    return rebuild_safe(
-        client, bucket, product.prefix, product_id, dest, max_workers, SAFE_TRANSFER
-    )
