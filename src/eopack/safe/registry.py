@@ -96,10 +96,28 @@ def _s1_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
     return product_files(client, bucket, product.prefix, product.id)
 
 
+def _s2_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
+    from eopack.safe.s2 import product_files
+
+    return product_files(client, bucket, product)
+
+
 def _safe_verify(folder: Path, product_id: str) -> dict[str, Any]:
     from eopack.safe.manifest import verify_safe
 
     return verify_safe(folder, product=product_id)
+
+
+def _s2_verify(folder: Path, product_id: str) -> dict[str, Any]:
+    from eopack.safe.manifest import verify_safe
+
+    return verify_safe(folder, product=product_id, known_gaps=S2_KNOWN_GAPS)
+
+
+#: What the S2 buckets never carry of a SAFE (as :data:`eopack.safe.s2_layout.KNOWN_GAPS`,
+#: which a test keeps equal): ESA's HTML presentation and XML schemas.
+S2_KNOWN_GAPS = ("HTML/*", "rep_info/*")
+S2_QUICKLOOK = ("GRANULE/*/QI_DATA/*PVI*.jp2",)
 
 
 COLLECTIONS: dict[str, Collection] = {
@@ -110,6 +128,24 @@ COLLECTIONS: dict[str, Collection] = {
         list_files=_s1_files,
         verify=_safe_verify,
         quicklook=("preview/quick-look.png",),
+    ),
+    "sentinel-2-l1c": Collection(
+        name="sentinel-2-l1c",
+        bucket="sentinel-s2-l1c",
+        suffix=".SAFE",
+        list_files=_s2_files,
+        verify=_s2_verify,
+        known_gaps=S2_KNOWN_GAPS,
+        quicklook=S2_QUICKLOOK,
+    ),
+    "sentinel-2-l2a": Collection(
+        name="sentinel-2-l2a",
+        bucket="sentinel-s2-l2a",
+        suffix=".SAFE",
+        list_files=_s2_files,
+        verify=_s2_verify,
+        known_gaps=S2_KNOWN_GAPS,
+        quicklook=S2_QUICKLOOK,
     ),
 }
 

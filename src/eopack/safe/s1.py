@@ -159,7 +159,7 @@ def check_before_swap(staging: Path, product_id: str) -> None:
     verify step. Bad files are removed from the staging folder, so the next run fetches them
     again; the job fails and Snakemake puts the earlier SAFE back (``keep_previous``).
     """
-    from eopack.safe.manifest import failure_line, verify_safe
+    from eopack.safe.manifest import GOOD, failure_line, verify_safe
 
     try:
         report = verify_safe(staging, measurements=False, product=product_id)
@@ -168,7 +168,7 @@ def check_before_swap(staging: Path, product_id: str) -> None:
         raise EopackError(f"{exc}; nothing of an earlier run was changed") from None
     if not report["ok"]:
         for entry in report["files"]:
-            if entry["status"] not in ("ok", "ok_reencoded"):
+            if entry["status"] not in GOOD:
                 (staging / entry["path"]).unlink(missing_ok=True)
         raise EopackError(
             f"verification failed: {failure_line(report)}; checked before the SAFE replaces "
