@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from eopack.errors import EopackError
+from eopack.s3 import SourceBucket, make_client
 from eopack.safe.manifest import failure_line, parse_manifest, verify_safe
 from eopack.safe.registry import COLLECTIONS
 from eopack.safe.s2 import (
@@ -28,9 +34,12 @@ from eopack.safe.s2 import (
     Layout,
     S2Product,
     bucket_key,
+    product_files,
     safe_path,
     safe_paths,
 )
+from eopack.search.manifest import Product
+from eopack.transfer import TransferConfig, download_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aws-s2"
 
@@ -258,3 +267,165 @@ def test_registry_entries():
         if fnmatch.fnmatchcase(p.split(".SAFE/")[1], COLLECTIONS["sentinel-2-l2a"].quicklook[0])
     ]
     assert len(pvi) == 1 and pvi[0].endswith("_PVI.jp2")
+
+
+# --- against the local requester-pays S3 server ---------------------------------------------------
+
+REGION = "eu-central-1"
+GAPS = ("HTML/UserProduct_index.html", "rep_info/S2_User_Product_Level-1C_Metadata.xsd")
+
+
+@dataclass
+class Seeded:
+    product: Product
+    bucket: SourceBucket
+    admin: Any
+    pairs: dict[str, str]  # SAFE path -> key
+    data: dict[str, bytes]  # key -> bytes
+
+    def put(self, key: str, body: bytes) -> None:
+        self.admin.put_object(Bucket=self.bucket.name, Key=key, Body=body, RequestPayer="requester")
+
+
+def _seed(world: Any, level: str, edit: Callable[[dict[str, bytes]], None] | None = None) -> Seeded:
+    """A product of the reference listing in a fresh requester-pays bucket: small stand-in
+    bytes per object, productInfo.json/tileInfo.json of the real shape, and a manifest.safe
+    listing every file with its size and MD5 plus two files the bucket never carries."""
+    layout_product, pairs = _listing(level)
+    name, prefix = layout_product.name, layout_product.product_prefix
+    tile = layout_product.tile_prefix.rstrip("/")
+    ds_id = f"S2A_OPER_MSI_{level}_{layout_product.datastrip}_N04.00"
+    data: dict[str, bytes] = {}
+    entries: dict[str, bytes] = {g: f"not in the bucket: {g}".encode() for g in GAPS}
+    for key, path in pairs.items():
+        rel = path.split(".SAFE/", 1)[1]
+        if rel != "manifest.safe":
+            data[key] = entries[rel] = f"{key}\n".encode() * (1 + len(key) % 7)
+    datastrip = {"id": ds_id, "path": f"{prefix}/datastrip/0"}
+    zone, band, square = tile.split("/")[1:4]
+    data[f"{prefix}/productInfo.json"] = json.dumps({
+        "name": name, "id": "3c6f1a0e", "path": prefix, "tiles": [{
+            "path": tile, "utmZone": int(zone), "latitudeBand": band, "gridSquare": square,
+            "datastrip": datastrip}], "datastrips": [datastrip]}).encode()  # fmt: skip
+    data[f"{tile}/tileInfo.json"] = json.dumps(
+        {"path": tile, "productName": name, "productPath": prefix, "datastrip": datastrip}
+    ).encode()
+    data[f"{tile}/preview.jpg"] = b"a bucket-only JPEG"
+    data[f"{prefix}/manifest.safe"] = _manifest_xml(entries)
+    if edit:
+        edit(data)
+    admin = world.client()
+    bucket = SourceBucket(f"eopack-s2-{uuid.uuid4().hex[:12]}", REGION, requester_pays=True)
+    admin.create_bucket(
+        Bucket=bucket.name, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    admin.put_bucket_request_payment(
+        Bucket=bucket.name, RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    product = Product(
+        id=name, collection=f"sentinel-2-{level.lower()}", datetime="2022-03-17T07:46:51Z",
+        platform="sentinel-2a", mode="MSI", polarisations=(), geometry={}, bucket=bucket.name,
+        prefix=prefix,
+    )  # fmt: skip
+    seeded = Seeded(
+        product, bucket, admin, {p.split(".SAFE/", 1)[1]: k for k, p in pairs.items()}, data
+    )
+    for key, body in data.items():
+        seeded.put(key, body)
+    return seeded
+
+
+@pytest.mark.parametrize("level", ["L1C", "L2A"])
+def test_product_files_download_and_verify(world, world_env, tmp_path, level):
+    """productInfo/tileInfo/manifest.safe -> the reference pairs; downloaded as the S1 path
+    does, the SAFE is complete and verifies, the two files the bucket lacks counted as gaps."""
+    seeded = _seed(world, level)
+    entry = COLLECTIONS[seeded.product.collection]
+    client = make_client(REGION)
+    files = entry.list_files(client, seeded.bucket, seeded.product)
+    assert dict(files.files) == seeded.pairs
+    assert files.known_gaps == GAPS and files.folder == f"{seeded.product.id}.SAFE"
+    assert dict(files.sizes) == {p: len(seeded.data[k]) for p, k in seeded.pairs.items()}
+    tile = next(k for k in seeded.pairs.values() if "/metadata.xml" in k and k.startswith("tiles/"))
+    assert files.prefixes == (seeded.product.prefix, tile.rsplit("/", 1)[0])
+    safe = tmp_path / files.folder
+    jobs = [(key, safe / path) for path, key in files.files.items()]
+    results = download_files(client, seeded.bucket, jobs, TransferConfig(md5=False))
+    assert [size for size, _ in results] == [len(seeded.data[k]) for k, _ in jobs]
+    report = entry.verify(safe, seeded.product.id)
+    assert report["ok"] and report["failed"] == 0
+    assert (report["checked"], report["known_gaps"]) == (len(files.files) - 1, 2)
+    assert {f["path"] for f in report["files"] if f["status"] == "known_gap"} == set(GAPS)
+    assert report["not_in_manifest"] == ["manifest.safe"]
+
+
+def _other_product(data: dict[str, bytes], key_end: str, field: str) -> None:
+    key = next(k for k in data if k.endswith(key_end))
+    doc = json.loads(data[key])
+    doc[field] = doc[field].replace("T36MZB", "T36MZC")
+    data[key] = json.dumps(doc).encode()
+
+
+def _drop(end: str) -> Callable[[dict[str, bytes]], None]:
+    return lambda data: data.pop(next(k for k in data if k.endswith(end)))
+
+
+def _corrupt(end: str) -> Callable[[dict[str, bytes]], None]:
+    def edit(data: dict[str, bytes]) -> None:
+        key = next(k for k in data if k.endswith(end))
+        data[key] = data[key][: len(data[key]) // 2]
+
+    return edit
+
+
+def _granule_renamed(data: dict[str, bytes]) -> None:
+    key = next(k for k in data if k.endswith("/manifest.safe"))
+    data[key] = data[key].replace(
+        b"L1C_T36MZB_A035167_20220317T075215", b"L1C_T36MZB_A035167_20220317T075300"
+    )
+
+
+BAD = {
+    "productInfo names another product": (
+        lambda d: _other_product(d, "/productInfo.json", "name"),
+        r"productInfo\.json: names product 'S2A_MSIL1C_\w+_T36MZC_\w+', expected S2A_MSIL1C_",
+    ),
+    "tileInfo names another product": (
+        lambda d: _other_product(d, "/tileInfo.json", "productName"),
+        r"/0/tileInfo\.json: names product 'S2A_MSIL1C_\w+_T36MZC_\w+', expected",
+    ),
+    "granule folder the metadata does not give": (
+        _granule_renamed,
+        r"manifest\.safe: granule folder GRANULE/L1C_T36MZB_A035167_20220317T075300/ is not "
+        r"accounted for by productInfo\.json \(tiles: T36MZB tiles/36/M/ZB/2022/3/17/0\)$",
+    ),
+    "missing tile object": (
+        _drop("/0/B04.jp2"),
+        r"^s3://eopack-s2-\w+/tiles/36/M/ZB/2022/3/17/0/B04\.jp2: object not found \(\w+\.SAFE/"
+        r"GRANULE/L1C_T36MZB_A035167_20220317T075215/IMG_DATA/T36MZB_20220317T074651_B04\.jp2 "
+        r"of its manifest\.safe\): a missing tile or datastrip object$",
+    ),
+    "missing datastrip object": (
+        _drop("/datastrip/0/metadata.xml"),
+        r"/datastrip/0/metadata\.xml: object not found \(\w+\.SAFE/DATASTRIP/DS_VGS4_\w+/MTD_DS",
+    ),
+    "missing tileInfo.json": (_drop("/tileInfo.json"), r"/0/tileInfo\.json: object not found$"),
+    "corrupt productInfo.json": (
+        _corrupt("/productInfo.json"),
+        r"/productInfo\.json: corrupt productInfo\.json \(",
+    ),
+    "corrupt tileInfo.json": (
+        _corrupt("/tileInfo.json"),
+        r"/tileInfo\.json: corrupt tileInfo\.json",
+    ),
+    "corrupt manifest.safe": (_corrupt("/manifest.safe"), r"manifest\.safe: cannot parse manifest"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_naming_the_object(world, world_env, case):
+    edit, message = BAD[case]
+    seeded = _seed(world, "L1C", edit)
+    with pytest.raises(EopackError, match=message) as caught:
+        product_files(make_client(REGION), seeded.bucket, seeded.product)
+    assert "\n" not in str(caught.value)
