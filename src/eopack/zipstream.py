@@ -240,6 +240,8 @@ def verify_streamed(
         "ok": not bad,
         "checked": len(files),
         "failed": len(bad),
+        # verify_safe's report has it; this path has none yet (no collection's gaps given).
+        "known_gaps": 0,
         "files": files,
         "not_in_manifest": sorted(p for p in members if p not in listed),
         "measurement_check": MEASUREMENT_CHECK,

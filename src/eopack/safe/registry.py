@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eopack.errors import EopackError
+from eopack.safe.s2_layout import KNOWN_GAPS
 
 __all__ = [
     "COLLECTIONS",
@@ -114,9 +115,8 @@ def _s2_verify(folder: Path, product_id: str) -> dict[str, Any]:
     return verify_safe(folder, product=product_id, known_gaps=S2_KNOWN_GAPS)
 
 
-#: What the S2 buckets never carry of a SAFE (as :data:`eopack.safe.s2_layout.KNOWN_GAPS`,
-#: which a test keeps equal): ESA's HTML presentation and XML schemas.
-S2_KNOWN_GAPS = ("HTML/*", "rep_info/*")
+#: What the S2 buckets never carry of a SAFE: ESA's HTML presentation and XML schemas.
+S2_KNOWN_GAPS = KNOWN_GAPS
 S2_QUICKLOOK = ("GRANULE/*/QI_DATA/*PVI*.jp2",)
 
 
