@@ -1,13 +1,18 @@
 """Check a SAFE folder against its ``manifest.safe`` (size and MD5 of each data object).
 
-The bucket's measurement TIFFs are re-encoded (COG), so their size/MD5 need not match the
-manifest; for them eopack records both and requires a readable GeoTIFF instead.
+The S1 bucket's measurement TIFFs are re-encoded (COG), so their size/MD5 need not match the
+manifest; for them eopack records both and requires a readable GeoTIFF instead. Every other
+file, S2's JP2s included (the S2 buckets keep ESA's originals), must match size and MD5.
+A file the source bucket never carries (a collection's known gap, e.g. S2's ``HTML/``) is
+recorded as ``known_gap``: counted, not a failure, and not silent.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,6 +20,9 @@ from typing import Any
 from eopack.archive import SNAKEMAKE_MARKER
 from eopack.errors import EopackError
 from eopack.fsutil import write_json
+
+#: Statuses that are not a failure.
+GOOD = ("ok", "ok_reencoded", "known_gap")
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class DataObject:
 
     @property
     def is_measurement(self) -> bool:
+        """An S1 measurement TIFF (re-encoded in the bucket, see the module docstring)."""
         return self.path.startswith("measurement/")
 
 
@@ -95,18 +104,29 @@ def _readable_geotiff(path: Path) -> bool:
 
 
 def verify_safe(
-    safe_dir: str | Path, *, measurements: bool = True, product: str | None = None
+    safe_dir: str | Path,
+    *,
+    measurements: bool = True,
+    product: str | None = None,
+    known_gaps: Sequence[str] = (),
+    leave_out: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Compare every data object with the file on disk; the report is ``verify.json``'s body.
 
     ``measurements=False`` leaves the measurement TIFFs out (the bulk of the bytes): the
     rebuild's check of the small files before its SAFE replaces an earlier one. ``product``:
     the name to report when ``safe_dir`` is not ``{product}.SAFE`` (a staging folder).
+    ``leave_out``: glob patterns of files not to check (the bulk image files, for the
+    rebuild's check of the small files). ``known_gaps``: glob patterns (relative to the
+    folder) of files the source bucket never carries; such a file, absent, is ``known_gap``
+    (counted in ``known_gaps``); present, it is checked as any other.
     """
     safe_dir = Path(safe_dir)
     objects = parse_manifest(safe_dir / "manifest.safe")
     if not measurements:
         objects = [o for o in objects if not o.is_measurement]
+    if leave_out:
+        objects = [o for o in objects if not any(fnmatch.fnmatchcase(o.path, p) for p in leave_out)]
     files: list[dict[str, Any]] = []
     for obj in sorted(objects, key=lambda o: o.path):
         target = safe_dir / obj.path
@@ -118,7 +138,8 @@ def verify_safe(
             "md5": None,
         }
         if not target.is_file():
-            entry["status"] = "missing"
+            gap = any(fnmatch.fnmatchcase(obj.path, pattern) for pattern in known_gaps)
+            entry["status"] = "known_gap" if gap else "missing"
         else:
             entry["size"] = target.stat().st_size
             entry["md5"] = file_md5(target)
@@ -143,13 +164,14 @@ def verify_safe(
         and p.name != SNAKEMAKE_MARKER
         and p.relative_to(safe_dir).as_posix() not in listed
     )
-    bad = [f for f in files if f["status"] not in ("ok", "ok_reencoded")]
+    bad = [f for f in files if f["status"] not in GOOD]
+    gaps = sum(f["status"] == "known_gap" for f in files)
     return {
         "product": product or safe_dir.name.removesuffix(".SAFE"),
         "ok": not bad,
-        "checked": len(files),
+        "checked": len(files) - gaps,
         "failed": len(bad),
-        "known_gaps": sum(f["status"] == "known_gap" for f in files),
+        "known_gaps": gaps,
         "files": files,
         "not_in_manifest": unlisted,
     }
@@ -162,7 +184,7 @@ def write_report(report: dict[str, Any], path: str | Path) -> None:
 
 def failure_line(report: dict[str, Any]) -> str:
     """One line naming the first failed file and why, for the job's error."""
-    bad = [f for f in report["files"] if f["status"] not in ("ok", "ok_reencoded")]
+    bad = [f for f in report["files"] if f["status"] not in GOOD]
     first = bad[0]
     detail = {
         "missing": "missing",
@@ -189,7 +211,13 @@ def verify_to_report(
     report = entry.verify(Path(safe_dir), product_of_folder(Path(safe_dir).name))
     if report["ok"]:
         against = entry.manifest or "the bucket listing"
-        log.info("%s: %d files verified against %s", safe_dir, report["checked"], against)
+        log.info(
+            "%s: %d files verified against %s, %d known gaps (not in the source bucket)",
+            safe_dir,
+            report["checked"],
+            against,
+            report.get("known_gaps", 0),
+        )
         write_report(report, out)
         return report
     line = failure_line(report)

@@ -88,7 +88,7 @@ def check_staged(entry: Collection, files: ProductFiles) -> Callable[[Path], Non
         if entry.manifest is not None:
             from eopack.safe.s1 import check_before_swap
 
-            check_before_swap(staging, files.product_id)
+            check_before_swap(staging, files.product_id, entry.known_gaps, entry.bulk)
             return
         bad = [
             path

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eopack.errors import EopackError
+from eopack.safe.s2_layout import KNOWN_GAPS
 
 __all__ = [
     "COLLECTIONS",
@@ -70,6 +71,8 @@ class Collection:
     ``known_gaps``: glob patterns (relative to the folder) of files the manifest lists but
     the AWS bucket never carries; they are recorded with their own status in ``verify.json``.
     ``quicklook``: glob patterns of the folder's preview image, first match wins.
+    ``bulk``: glob patterns of the image files (nearly all the bytes) that the rebuild's
+    check before it replaces an earlier folder leaves to the verify step.
     """
 
     name: str
@@ -80,6 +83,7 @@ class Collection:
     manifest: str | None = "manifest.safe"
     known_gaps: tuple[str, ...] = ()
     quicklook: tuple[str, ...] = ()
+    bulk: tuple[str, ...] = ()
 
     def folder(self, product_id: str) -> str:
         """The product's folder name (also the zip's single top folder)."""
@@ -96,10 +100,27 @@ def _s1_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
     return product_files(client, bucket, product.prefix, product.id)
 
 
+def _s2_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
+    from eopack.safe.s2 import product_files
+
+    return product_files(client, bucket, product)
+
+
 def _safe_verify(folder: Path, product_id: str) -> dict[str, Any]:
     from eopack.safe.manifest import verify_safe
 
     return verify_safe(folder, product=product_id)
+
+
+def _s2_verify(folder: Path, product_id: str) -> dict[str, Any]:
+    from eopack.safe.manifest import verify_safe
+
+    return verify_safe(folder, product=product_id, known_gaps=S2_KNOWN_GAPS)
+
+
+#: What the S2 buckets never carry of a SAFE: ESA's HTML presentation and XML schemas.
+S2_KNOWN_GAPS = KNOWN_GAPS
+S2_QUICKLOOK = ("GRANULE/*/QI_DATA/*PVI*.jp2",)
 
 
 COLLECTIONS: dict[str, Collection] = {
@@ -110,6 +131,26 @@ COLLECTIONS: dict[str, Collection] = {
         list_files=_s1_files,
         verify=_safe_verify,
         quicklook=("preview/quick-look.png",),
+    ),
+    "sentinel-2-l1c": Collection(
+        name="sentinel-2-l1c",
+        bucket="sentinel-s2-l1c",
+        suffix=".SAFE",
+        list_files=_s2_files,
+        verify=_s2_verify,
+        known_gaps=S2_KNOWN_GAPS,
+        quicklook=S2_QUICKLOOK,
+        bulk=("GRANULE/*/IMG_DATA/*",),
+    ),
+    "sentinel-2-l2a": Collection(
+        name="sentinel-2-l2a",
+        bucket="sentinel-s2-l2a",
+        suffix=".SAFE",
+        list_files=_s2_files,
+        verify=_s2_verify,
+        known_gaps=S2_KNOWN_GAPS,
+        quicklook=S2_QUICKLOOK,
+        bulk=("GRANULE/*/IMG_DATA/*",),
     ),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -123,7 +124,12 @@ def rebuild_safe(
     )
 
 
-def check_before_swap(staging: Path, product_id: str) -> None:
+def check_before_swap(
+    staging: Path,
+    product_id: str,
+    known_gaps: Sequence[str] = (),
+    leave_out: Sequence[str] = (),
+) -> None:
     """Check the staged SAFE's small files (all but the measurement TIFFs) against its
     ``manifest.safe`` before it replaces anything.
 
@@ -132,17 +138,25 @@ def check_before_swap(staging: Path, product_id: str) -> None:
     catalogue, docs/reliability.md). The measurements, nearly all the bytes, are left to the
     verify step. Bad files are removed from the staging folder, so the next run fetches them
     again; the job fails and Snakemake puts the earlier SAFE back (``keep_previous``).
+    Any SAFE (S1, S2): ``known_gaps`` and ``leave_out`` as in
+    :func:`eopack.safe.manifest.verify_safe` (the collection's, :mod:`eopack.safe.registry`).
     """
-    from eopack.safe.manifest import failure_line, verify_safe
+    from eopack.safe.manifest import GOOD, failure_line, verify_safe
 
     try:
-        report = verify_safe(staging, measurements=False, product=product_id)
+        report = verify_safe(
+            staging,
+            measurements=False,
+            product=product_id,
+            known_gaps=known_gaps,
+            leave_out=leave_out,
+        )
     except EopackError as exc:
         (staging / "manifest.safe").unlink(missing_ok=True)
         raise EopackError(f"{exc}; nothing of an earlier run was changed") from None
     if not report["ok"]:
         for entry in report["files"]:
-            if entry["status"] not in ("ok", "ok_reencoded"):
+            if entry["status"] not in GOOD:
                 (staging / entry["path"]).unlink(missing_ok=True)
         raise EopackError(
             f"verification failed: {failure_line(report)}; checked before the SAFE replaces "

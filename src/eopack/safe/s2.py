@@ -1,115 +1,263 @@
-"""Sentinel-2 L1C / L2A on AWS: which bucket object becomes which file of the ESA SAFE folder.
+"""Sentinel-2 L1C / L2A on AWS: the file list of one product, read from its own metadata.
 
-``sentinel-s2-l1c`` and ``sentinel-s2-l2a`` (requester pays, eu-central-1) split a product in
-two: its product folder ``products/{y}/{m}/{d}/{name}/`` (product metadata, ``manifest.safe``,
-``inspire.xml``, the datastrips) and one tile folder per granule
-``tiles/{utm zone}/{latitude band}/{grid square}/{y}/{m}/{d}/{n}/`` (bands, quality masks,
-auxiliary data, tile metadata). :func:`safe_paths` maps both onto ``{name}.SAFE/`` under ESA's
-names for processing baseline 04.00, pair for pair as sentinelhub-py's reference listings
-(``tests/fixtures/aws-s2/sentinelhub_L*_04.00.csv``). The granule and datastrip folder names
-are inputs: they come from the product's metadata, never from guesses.
-
-This module is the mapping only; the builder, its verification and the older baselines come
-with it in the product pipeline (issue 17).
+The product's ``manifest.safe`` lists every file of its SAFE folder; each maps to a bucket
+object by the rules of :mod:`eopack.safe.s2_layout`, and one listing per bucket folder
+(product, tiles) proves the object is there. The granule and datastrip folder names are the
+manifest's, each checked against ``productInfo.json`` and ``tileInfo.json``: a folder they do
+not account for, or metadata of another product, is bad input before anything is fetched.
+Files the buckets never carry (ESA's HTML pages, schemas) are known gaps, recorded as such.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from eopack.errors import EopackError
+from eopack.s3 import SourceBucket, get_bytes
+from eopack.safe.manifest import DataObject, parse_manifest_bytes
+from eopack.safe.s2_layout import (
+    BANDS,
+    KNOWN_GAPS,
+    RULES,
+    Layout,
+    S2Product,
+    bucket_key,
+    level_of,
+    safe_path,
+    safe_paths,
+)
 
-__all__ = ["BANDS", "S2Product", "safe_paths"]
+if TYPE_CHECKING:
+    from eopack.safe.registry import ProductFiles
 
-BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-#: L2A bands per resolution folder (IMG_DATA/R10m, R20m, R60m), besides AOT, WVP, TCI (and SCL
-#: at 20 and 60 m).
-L2A_BANDS = {
-    "10m": ("B02", "B03", "B04", "B08"),
-    "20m": ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12"),
-    "60m": ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B09", "B11", "B12"),
-}
-L2A_EXTRA = {"10m": ("AOT", "TCI", "WVP"), "20m": ("AOT", "SCL", "TCI", "WVP")}
-L2A_EXTRA["60m"] = L2A_EXTRA["20m"]
-QUALITY_REPORTS = ("FORMAT_CORRECTNESS", "GENERAL_QUALITY", "GEOMETRIC_QUALITY", "SENSOR_QUALITY")
-DATASTRIP_REPORTS = (*QUALITY_REPORTS[:3], "RADIOMETRIC_QUALITY", QUALITY_REPORTS[3])
-AUXILIARY = ("CAMSFO", "ECMWFT")
+__all__ = [
+    "BANDS",
+    "KNOWN_GAPS",
+    "RULES",
+    "Layout",
+    "S2Product",
+    "bucket_key",
+    "product_files",
+    "read_layout",
+    "safe_path",
+    "safe_paths",
+]
+
+log = logging.getLogger(__name__)
+
+
+# --- the product's metadata in the bucket --------------------------------------------------------
+
+#: ``S2A_OPER_MSI_L1C_DS_VGS4_20220317T091114_S20220317T075215_N04.00`` -> the SAFE's
+#: datastrip folder ``DS_VGS4_20220317T091114_S20220317T075215``.
+_DATASTRIP_ID = re.compile(r"_(?P<folder>DS_.+?_\d{8}T\d{6}_S(?P<start>\d{8}T\d{6}))_N\d\d\.\d\d\Z")
+#: ``L1C_T36MZB_A035167_20220317T075215``: level, tile, absolute orbit, datastrip sensing start.
+_GRANULE = re.compile(r"(?P<level>L1C|L2A)_T(?P<tile>\d\d[A-Z]{3})_A\d{6}_(?P<start>\d{8}T\d{6})\Z")
+_TILE_PATH = re.compile(
+    r"tiles/(?P<zone>\d{1,2})/(?P<band>[A-Z])/(?P<square>[A-Z]{2})/\d{4}/\d+/\d+/\d+\Z"
+)
 
 
 @dataclass(frozen=True)
-class S2Product:
-    """One S2 product on AWS, with the folder names its metadata gives.
-
-    ``name``: the SAFE name without ``.SAFE``
-    (``S2A_MSIL1C_20220317T074651_N0400_R135_T36MZB_20220317T091114``); ``product_prefix``:
-    its product folder in the bucket; ``tile_prefix``: its granule's tile folder;
-    ``granule``: the granule id (``L1C_T36MZB_A035167_20220317T075215``); ``datastrip``: the
-    datastrip id (``DS_VGS4_20220317T091114_S20220317T075215``).
-    """
-
-    name: str
-    product_prefix: str
-    tile_prefix: str
-    granule: str
-    datastrip: str
-
-    @property
-    def level(self) -> str:
-        """``L1C`` or ``L2A``, from the name's product type (``MSIL1C``, ``MSIL2A``)."""
-        fields = self.name.split("_")
-        if len(fields) != 7 or fields[1] not in ("MSIL1C", "MSIL2A"):
-            raise EopackError(f"{self.name}: not a Sentinel-2 L1C or L2A product name")
-        return fields[1][3:]
-
-    @property
-    def file_prefix(self) -> str:
-        """The granule's file names start with ``{tile}_{datatake sensing time}``."""
-        fields = self.name.split("_")
-        return f"{fields[5]}_{fields[2]}"
+class _Tile:
+    path: str  # tiles/36/M/ZB/2022/3/17/0
+    tile: str  # 36MZB
+    datastrip: str  # the datastrip id
+    datastrip_path: str
 
 
-def safe_paths(product: S2Product) -> dict[str, str]:
-    """Bucket key -> path in the SAFE folder (``{name}.SAFE/...``), for baseline 04.00."""
-    level = product.level
-    if not product.granule.startswith(f"{level}_"):
+def _json(client: Any, bucket: SourceBucket, key: str) -> Any:
+    uri = f"s3://{bucket.name}/{key}"
+    try:
+        doc = json.loads(get_bytes(client, bucket, key))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EopackError(f"{uri}: corrupt {key.rsplit('/', 1)[-1]} ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EopackError(f"{uri}: not a JSON object")
+    return doc
+
+
+def _text(doc: Mapping[str, Any], field: str, uri: str) -> str:
+    value = doc.get(field)
+    if not isinstance(value, str) or not value:
+        raise EopackError(f"{uri}: no {field!r}")
+    return value.strip("/")
+
+
+def _datastrip_folder(datastrip_id: str, uri: str) -> str:
+    match = _DATASTRIP_ID.search(datastrip_id)
+    if not match:
+        raise EopackError(f"{uri}: datastrip id {datastrip_id!r} is not an S2 datastrip id")
+    return match["folder"]
+
+
+def _tiles(info: Mapping[str, Any], uri: str) -> list[_Tile]:
+    tiles = info.get("tiles")
+    if not isinstance(tiles, list) or not tiles:
+        raise EopackError(f"{uri}: lists no tiles")
+    out = []
+    for entry in tiles:
+        if not isinstance(entry, dict) or not isinstance(entry.get("datastrip"), dict):
+            raise EopackError(f"{uri}: a tile without its path and datastrip")
+        path = _text(entry, "path", uri)
+        match = _TILE_PATH.match(path)
+        if not match:
+            raise EopackError(f"{uri}: tile path {path!r} is not tiles/{{zone}}/{{band}}/...")
+        tile = f"{int(match['zone']):02d}{match['band']}{match['square']}"
+        ds = entry["datastrip"]
+        out.append(_Tile(path, tile, _text(ds, "id", uri), _text(ds, "path", uri)))
+    return out
+
+
+def _check_tile_info(doc: Mapping[str, Any], tile: _Tile, name: str, prefix: str, uri: str) -> None:
+    """``tileInfo.json`` must describe this tile of this product."""
+    if doc.get("productName") != name:
+        raise EopackError(f"{uri}: names product {doc.get('productName')!r}, expected {name}")
+    for field, expected in (("productPath", prefix), ("path", tile.path)):
+        got = doc.get(field)
+        if isinstance(got, str) and got.strip("/") != expected:
+            raise EopackError(f"{uri}: {field} {got!r}, expected {expected!r}")
+    ds = doc.get("datastrip")
+    if isinstance(ds, dict) and ds.get("id") not in (None, tile.datastrip):
         raise EopackError(
-            f"{product.name}: granule {product.granule!r} is not an {level} granule id"
+            f"{uri}: datastrip {ds.get('id')!r}, productInfo.json says {tile.datastrip!r}"
         )
-    safe = f"{product.name}.SAFE"
-    granule = f"{safe}/GRANULE/{product.granule}"
-    datastrip = f"{safe}/DATASTRIP/{product.datastrip}"
-    p, t, files = product.product_prefix.rstrip("/"), product.tile_prefix.rstrip("/"), {}
-    files[f"{p}/metadata.xml"] = f"{safe}/MTD_MSI{level}.xml"
-    files[f"{p}/inspire.xml"] = f"{safe}/INSPIRE.xml"
-    files[f"{p}/manifest.safe"] = f"{safe}/manifest.safe"
-    files[f"{p}/datastrip/0/metadata.xml"] = f"{datastrip}/MTD_DS.xml"
-    suffix = "_report" if level == "L1C" else ""  # the L1C bucket keeps ESA's report names
-    for report in DATASTRIP_REPORTS:
-        files[f"{p}/datastrip/0/qi/{report}{suffix}.xml"] = f"{datastrip}/QI_DATA/{report}.xml"
-    files[f"{t}/metadata.xml"] = f"{granule}/MTD_TL.xml"
-    stem = product.file_prefix
-    if level == "L1C":
-        for band in (*BANDS, "TCI"):
-            files[f"{t}/{band}.jp2"] = f"{granule}/IMG_DATA/{stem}_{band}.jp2"
-        files[f"{t}/preview.jp2"] = f"{granule}/QI_DATA/{stem}_PVI.jp2"
-    else:
-        for res, bands in L2A_BANDS.items():
-            for band in (*bands, *L2A_EXTRA[res]):
-                files[f"{t}/R{res}/{band}.jp2"] = (
-                    f"{granule}/IMG_DATA/R{res}/{stem}_{band}_{res}.jp2"
+
+
+def _folders(objects: list[DataObject], top: str) -> set[str]:
+    return {
+        o.path.split("/")[1]
+        for o in objects
+        if o.path.startswith(f"{top}/") and "/" in o.path[len(top) + 1 :]
+    }
+
+
+def read_layout(
+    client: Any, bucket: SourceBucket, name: str, prefix: str
+) -> tuple[Layout, list[DataObject]]:
+    """Read ``productInfo.json``, each tile's ``tileInfo.json`` and ``manifest.safe`` and
+    check them against each other: the granule and datastrip folders are the manifest's, and
+    each must be accounted for by the JSON metadata (a tile with a matching datastrip)."""
+    level = level_of(name)
+    prefix = prefix.strip("/")
+    where = f"s3://{bucket.name}/{prefix}/productInfo.json"
+    info = _json(client, bucket, f"{prefix}/productInfo.json")
+    if info.get("name") != name:
+        raise EopackError(f"{where}: names product {info.get('name')!r}, expected {name}")
+    path = info.get("path")
+    if isinstance(path, str) and path.strip("/") != prefix:
+        raise EopackError(f"{where}: path {path!r}, expected {prefix!r}")
+    tiles = _tiles(info, where)
+    for tile in tiles:
+        key = f"{tile.path}/tileInfo.json"
+        doc = _json(client, bucket, key)
+        _check_tile_info(doc, tile, name, prefix, f"s3://{bucket.name}/{key}")
+    manifest_uri = f"s3://{bucket.name}/{prefix}/manifest.safe"
+    objects = parse_manifest_bytes(
+        get_bytes(client, bucket, f"{prefix}/manifest.safe"), manifest_uri
+    )
+    # Datastrips: every folder of the manifest is one whose id productInfo.json gives.
+    by_folder = {}
+    for tile in tiles:
+        by_folder[_datastrip_folder(tile.datastrip, where)] = tile.datastrip_path
+    for entry in info.get("datastrips") or ():
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            folder = _datastrip_folder(entry["id"], where)
+            by_folder.setdefault(folder, _text(entry, "path", where))
+    datastrips = {}
+    for folder in sorted(_folders(objects, "DATASTRIP")):
+        if folder not in by_folder:
+            raise EopackError(
+                f"{manifest_uri}: datastrip folder DATASTRIP/{folder}/ is not a datastrip of "
+                f"productInfo.json ({', '.join(sorted(by_folder))})"
+            )
+        datastrips[folder] = by_folder[folder]
+    # Granules: tile id and datastrip sensing start name the one tile folder it comes from.
+    granules: dict[str, str] = {}
+    for folder in sorted(_folders(objects, "GRANULE")):
+        match = _GRANULE.match(folder)
+        if not match or match["level"] != level:
+            raise EopackError(
+                f"{manifest_uri}: granule folder GRANULE/{folder}/ is not an {level} granule name"
+            )
+        candidates = [
+            t
+            for t in tiles
+            if t.tile == match["tile"]
+            and _DATASTRIP_ID.search(t.datastrip)["start"] == match["start"]
+        ]
+        if len(candidates) != 1:
+            raise EopackError(
+                f"{manifest_uri}: granule folder GRANULE/{folder}/ is not accounted for by "
+                f"productInfo.json (tiles: {', '.join(f'T{t.tile} {t.path}' for t in tiles)})"
+            )
+        granules[folder] = candidates[0].path
+    unused = sorted({t.path for t in tiles} - set(granules.values()))
+    if unused:
+        raise EopackError(
+            f"{manifest_uri}: lists no granule of tile {unused[0]} (productInfo.json)"
+        )
+    return Layout(name, prefix, granules, datastrips), objects
+
+
+def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFiles:
+    """Every SAFE file of an S2 product with its bucket key, for the collection registry.
+
+    ``manifest.safe`` is the list of files; each data object maps to a key by the rules
+    (:data:`RULES`), and one listing per folder (product, tiles) proves it is there and gives
+    its size. A file the bucket never carries (:data:`KNOWN_GAPS`) is recorded as a known gap;
+    any other file missing is an error naming its key, before anything is downloaded.
+    """
+    from eopack.plan import list_sizes
+    from eopack.safe.registry import ProductFiles
+
+    name: str = product.id
+    layout, objects = read_layout(client, bucket, name, product.prefix)
+    prefixes = [layout.product_prefix]
+    for folder in (*layout.datastrips.values(), *layout.granules.values()):
+        if not any(folder.startswith(f"{p}/") or folder == p for p in prefixes):
+            prefixes.append(folder)
+    listed: dict[str, int] = {}
+    for prefix in prefixes:
+        listed.update({f"{prefix}/{k}": v for k, v in list_sizes(client, bucket, prefix).items()})
+    files: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    gaps: list[str] = []
+    for path in sorted({o.path for o in objects} | {"manifest.safe"}):
+        key = bucket_key(layout, path)
+        if key is None:
+            if not any(fnmatch.fnmatchcase(path, pattern) for pattern in KNOWN_GAPS):
+                raise EopackError(
+                    f"s3://{bucket.name}/{layout.product_prefix}/manifest.safe: lists "
+                    f"{path}, which eopack cannot map to a bucket key"
                 )
-        files[f"{t}/qi/L2A_PVI.jp2"] = f"{granule}/QI_DATA/{stem}_PVI.jp2"
-        for mask, esa in (("SNW", "SNWPRB"), ("CLD", "CLDPRB")):
-            for res in ("20m", "60m"):
-                files[f"{t}/qi/{mask}_{res}.jp2"] = f"{granule}/QI_DATA/MSK_{esa}_{res}.jp2"
-        files[f"{t}/qi/L2A_QUALITY.xml"] = f"{granule}/QI_DATA/L2A_QUALITY.xml"
-    files[f"{t}/qi/CLASSI_B00.jp2"] = f"{granule}/QI_DATA/MSK_CLASSI_B00.jp2"
-    for mask in ("DETFOO", "QUALIT"):
-        for band in BANDS:
-            files[f"{t}/qi/{mask}_{band}.jp2"] = f"{granule}/QI_DATA/MSK_{mask}_{band}.jp2"
-    for report in QUALITY_REPORTS:
-        files[f"{t}/qi/{report}.xml"] = f"{granule}/QI_DATA/{report}.xml"
-    for aux in AUXILIARY:
-        key = aux if level == "L1C" else f"AUX_{aux}"  # the L2A bucket keeps ESA's names
-        files[f"{t}/auxiliary/{key}"] = f"{granule}/AUX_DATA/AUX_{aux}"
-    return files
+            gaps.append(path)
+            continue
+        if key not in listed:
+            raise EopackError(
+                f"s3://{bucket.name}/{key}: object not found ({name}.SAFE/{path} of its "
+                "manifest.safe): a missing tile or datastrip object"
+            )
+        files[path], sizes[path] = key, listed[key]
+    log.info(
+        "%s: %d files in %d bucket folders, %d known gaps (%s)",
+        name,
+        len(files),
+        len(prefixes),
+        len(gaps),
+        ", ".join(KNOWN_GAPS),
+    )
+    return ProductFiles(
+        name,
+        f"{name}.SAFE",
+        dict(sorted(files.items())),
+        tuple(prefixes),
+        sizes=dict(sorted(sizes.items())),
+        known_gaps=tuple(gaps),
+    )
