@@ -34,6 +34,7 @@ import json
 import uuid
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -1149,9 +1150,14 @@ def seed_s2_buckets(s3_client: Any, products: Iterable[S2DemoProduct]) -> None:
     region = {"LocationConstraint": "eu-central-1"}
     for bucket in (L1C_BUCKET, L2A_BUCKET):
         s3_client.create_bucket(Bucket=bucket, CreateBucketConfiguration=region)
-    for product in products:
-        for key in sorted(product.objects):
-            s3_client.put_object(Bucket=product.bucket, Key=key, Body=product.objects[key])
+    uploads = [(p.bucket, key, p.objects[key]) for p in products for key in sorted(p.objects)]
+    # Small objects: the round trips dominate, so upload a few at a time (the world is built
+    # at every test session start).
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in pool.map(
+            lambda u: s3_client.put_object(Bucket=u[0], Key=u[1], Body=u[2]), uploads
+        ):
+            pass
     for bucket in (L1C_BUCKET, L2A_BUCKET):
         s3_client.put_bucket_request_payment(
             Bucket=bucket, RequestPaymentConfiguration={"Payer": "Requester"}
