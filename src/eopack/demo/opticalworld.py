@@ -2,8 +2,8 @@
 
 Why: the offline demo and the tests need search records for ``sentinel-2-l1c``,
 ``sentinel-2-l2a`` and ``landsat-c2-l2`` shaped exactly like Earth Search v1's, so that the
-search code is exercised against the real shapes without touching the internet. Only the
-search records exist; no bucket objects back them (yet).
+search code is exercised against the real shapes without touching the internet. The S2
+products behind the items are built by :mod:`eopack.demo.s2world`.
 
 Real shapes followed (checked against real Earth Search v1 responses):
 
@@ -235,7 +235,7 @@ _S2_SPECS: tuple[_S2Spec, ...] = (
     # alps tile, but the R022 swath only reaches its eastern strip (east of ~11.3 E)
     _s2("S2B", "32TPT", "20230717T100559", 22, 5.08, 4.77, (690_000, 672_000)),
     _s2("S2A", "32UMU", "20230731T103631", 8, 41.30, 39.85),  # rhine, last day of 2023-07
-    _s2("S2B", "29SMC", "20230731T113319", 80, 18.62, 17.20),  # lisbon, last day, latest
+    _s2("S2B", "29SMC", "20230731T113319", 80, 0.64, 0.38),  # lisbon, last day, latest, clear
 )
 
 

@@ -13,6 +13,7 @@ import boto3
 from eopack.demo.benworld import BenWorld, build_benworld
 from eopack.demo.opticalworld import build_optical_items
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
+from eopack.demo.s2world import S2DemoProduct, build_s2_products, seed_s2_buckets
 from eopack.demo.s3server import LocalS3Server
 from eopack.demo.service import Service
 from eopack.demo.stacserver import StacServer
@@ -39,6 +40,7 @@ class DemoWorld(Service):
         self.stac: StacServer | None = None
         self.products: list[DemoProduct] = []
         self.optical_items: list[dict[str, Any]] = []  # S2 L1C/L2A and Landsat search records
+        self.s2_products: list[S2DemoProduct] = []  # the S2 products the demo fetches
         self.benworld: BenWorld | None = None  # the mini BigEarthNet (3 products x 40 patches)
         self._saved_env: dict[str, str | None] = {}
 
@@ -61,6 +63,8 @@ class DemoWorld(Service):
         client = self.client()
         seed_s1_bucket(client, self.products, DEMO_BUCKET)
         self.optical_items = build_optical_items()
+        self.s2_products = build_s2_products()
+        seed_s2_buckets(client, self.s2_products)
         items = self.state_dir / "stac-items.json"
         write_stac_items(self.products, items, extra_items=self.optical_items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
