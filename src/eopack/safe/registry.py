@@ -102,6 +102,18 @@ def _safe_verify(folder: Path, product_id: str) -> dict[str, Any]:
     return verify_safe(folder, product=product_id)
 
 
+def _landsat_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
+    from eopack.safe.landsat import product_files
+
+    return product_files(client, bucket, product)
+
+
+def _landsat_verify(folder: Path, product_id: str) -> dict[str, Any]:
+    from eopack.safe.landsat import verify_scene
+
+    return verify_scene(folder, product_id)
+
+
 COLLECTIONS: dict[str, Collection] = {
     "sentinel-1-grd": Collection(
         name="sentinel-1-grd",
@@ -110,6 +122,15 @@ COLLECTIONS: dict[str, Collection] = {
         list_files=_s1_files,
         verify=_safe_verify,
         quicklook=("preview/quick-look.png",),
+    ),
+    "landsat-c2-l2": Collection(
+        name="landsat-c2-l2",
+        bucket="usgs-landsat",
+        suffix="",
+        list_files=_landsat_files,
+        verify=_landsat_verify,
+        manifest=None,
+        quicklook=("*_thumb_large.jpeg", "*_thumb_small.jpeg"),
     ),
 }
 
