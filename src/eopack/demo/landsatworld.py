@@ -573,9 +573,16 @@ def seed_landsat_bucket(
     s3_client.create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": LANDSAT_REGION}
     )
-    for scene in scenes:
-        for name, data in scene.objects.items():
-            s3_client.put_object(Bucket=bucket, Key=f"{scene.prefix}/{name}", Body=data)
+    from concurrent.futures import ThreadPoolExecutor
+
+    uploads = [(f"{s.prefix}/{name}", data) for s in scenes for name, data in s.objects.items()]
+    # ~250 small objects: on several connections, as the server answers on many threads
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in pool.map(
+            lambda upload: s3_client.put_object(Bucket=bucket, Key=upload[0], Body=upload[1]),
+            uploads,
+        ):
+            pass
     s3_client.put_bucket_request_payment(
         Bucket=bucket, RequestPaymentConfiguration={"Payer": "Requester"}
     )
