@@ -445,7 +445,12 @@ def test_a_clear_and_a_cloudy_item_over_the_same_aoi_and_range(items, collection
 
 
 def test_world_serves_the_optical_items(world):
-    assert world.optical_items == build_optical_items()
+    from eopack.demo.landsatworld import with_landsat_checksums
+
+    # served as built, plus file:checksum on the assets of a few Landsat items
+    assert world.optical_items == with_landsat_checksums(
+        build_optical_items(), world.landsat_scenes
+    )
     resp = requests.get(f"{world.stac.url}/collections", timeout=30)
     resp.raise_for_status()
     ids = {c["id"] for c in resp.json()["collections"]}

@@ -46,6 +46,8 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Snakemake drops this marker into directory() outputs; it is not part of the product.
 SNAKEMAKE_MARKER = ".snakemake_timestamp"
 _SENSING = re.compile(r"_(\d{8}T\d{6})_")
+# Landsat Collection 2 ids carry the acquisition date only: LC08_L2SP_195027_20210311_2021...
+_ACQUIRED = re.compile(r"^L[CEMOT]\d{2}_L\w{3}_\d{6}_(\d{8})_\d{8}_\d{2}_")
 # 1 MiB pieces stay in the CPU's L2 cache between read, CRC and write: measured faster than
 # 4-8 MiB for CRC-bound work (stored TIFFs). Deflated members are read in smaller pieces so
 # that each inflates to about one output piece.
@@ -64,12 +66,17 @@ _ZIP64_EXTRA = 0x0001
 
 
 def sensing_time(product_id: str) -> tuple[int, int, int, int, int, int]:
-    """The product's sensing start from its id, as a zip timestamp (1980 if none is found).
+    """The product's sensing start from its id, as a zip timestamp (1980 if none is found);
+    for a Landsat scene, whose id has no time, its acquisition day.
 
     Zip (DOS) times have a 2-second resolution, so odd seconds are rounded down.
     """
     match = _SENSING.search(product_id)
     if not match:
+        acquired = _ACQUIRED.match(product_id)
+        if acquired:  # a Landsat scene: its acquisition day, at midnight
+            day = dt.datetime.strptime(acquired.group(1), "%Y%m%d")
+            return (day.year, day.month, day.day, 0, 0, 0)
         return ZIP_EPOCH
     when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
     return (when.year, when.month, when.day, when.hour, when.minute, when.second - when.second % 2)

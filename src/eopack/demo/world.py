@@ -11,6 +11,13 @@ from typing import Any
 import boto3
 
 from eopack.demo.benworld import BenWorld, build_benworld
+from eopack.demo.landsatworld import (
+    LANDSAT_REGION,
+    LandsatScene,
+    build_landsat_scenes,
+    seed_landsat_bucket,
+    with_landsat_checksums,
+)
 from eopack.demo.opticalworld import build_optical_items
 from eopack.demo.s1world import DEMO_BUCKET, DemoProduct, build_s1_products, seed_s1_bucket
 from eopack.demo.s2world import S2DemoProduct, build_s2_products, seed_s2_buckets
@@ -41,6 +48,7 @@ class DemoWorld(Service):
         self.products: list[DemoProduct] = []
         self.optical_items: list[dict[str, Any]] = []  # S2 L1C/L2A and Landsat search records
         self.s2_products: list[S2DemoProduct] = []  # the S2 products the demo fetches
+        self.landsat_scenes: list[LandsatScene] = []  # usgs-landsat scene folders
         self.benworld: BenWorld | None = None  # the mini BigEarthNet (3 products x 40 patches)
         self._saved_env: dict[str, str | None] = {}
 
@@ -65,6 +73,10 @@ class DemoWorld(Service):
         self.optical_items = build_optical_items()
         self.s2_products = build_s2_products()
         seed_s2_buckets(client, self.s2_products)
+        # Landsat C2 L2 scene folders in usgs-landsat (us-west-2, requester pays).
+        self.landsat_scenes = build_landsat_scenes(self.optical_items)
+        self.optical_items = with_landsat_checksums(self.optical_items, self.landsat_scenes)
+        seed_landsat_bucket(self.client(LANDSAT_REGION), self.landsat_scenes)
         items = self.state_dir / "stac-items.json"
         write_stac_items(self.products, items, extra_items=self.optical_items)
         self.stac = StacServer([items], log_file=self.state_dir / "rustac.log").start()
@@ -74,12 +86,13 @@ class DemoWorld(Service):
         client.create_bucket(Bucket=PUBLISH_BUCKET, CreateBucketConfiguration=region)
         return self
 
-    def client(self) -> Any:
-        """A boto3 client on the local S3 server (seeding, tests, inspection)."""
+    def client(self, region: str | None = None) -> Any:
+        """A boto3 client on the local S3 server (seeding, tests, inspection); ``region``:
+        another than the demo's default, to create a bucket there."""
         return boto3.client(
             "s3",
             endpoint_url=self.s3.endpoint_url,
-            region_name=DEMO_CREDENTIALS["AWS_DEFAULT_REGION"],
+            region_name=region or DEMO_CREDENTIALS["AWS_DEFAULT_REGION"],
             aws_access_key_id=DEMO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DEMO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )

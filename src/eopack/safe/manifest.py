@@ -183,7 +183,13 @@ def write_report(report: dict[str, Any], path: str | Path) -> None:
 
 
 def failure_line(report: dict[str, Any]) -> str:
-    """One line naming the first failed file and why, for the job's error."""
+    """One line naming the first failed file and why, for the job's error: any collection's
+    report (a SAFE's against its manifest; a report with a ``folder``, a Landsat scene's,
+    against the bucket listing and the STAC checksums)."""
+    if "folder" in report:
+        from eopack.safe.landsat import failure_line as listing_failure_line
+
+        return listing_failure_line(report)
     bad = [f for f in report["files"] if f["status"] not in GOOD]
     first = bad[0]
     detail = {
@@ -191,7 +197,7 @@ def failure_line(report: dict[str, Any]) -> str:
         "unreadable": "not a readable GeoTIFF",
         "size_mismatch": f"size {first['size']} != manifest {first['expected_size']}",
         "md5_mismatch": f"MD5 {first['md5']} != manifest {first['expected_md5']}",
-    }[first["status"]]
+    }.get(first["status"], first["status"])
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     return f"{report['product']}.SAFE/{first['path']}: {detail}{more}"
 

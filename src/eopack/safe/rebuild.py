@@ -81,29 +81,17 @@ def rebuild_folder(
 
 
 def check_staged(entry: Collection, files: ProductFiles) -> Callable[[Path], None]:
-    """The check a staged folder passes before it replaces anything: the collection's
-    manifest check of the small files (a SAFE), else the listing's sizes (a Landsat scene)."""
+    """The check a staged folder passes before it replaces anything: the collection's own
+    (a Landsat scene: the listing's sizes and the STAC checksums), else the manifest check
+    of the small files (a SAFE)."""
 
     def check(staging: Path) -> None:
-        if entry.manifest is not None:
-            from eopack.safe.s1 import check_before_swap
-
-            check_before_swap(staging, files.product_id, entry.known_gaps, entry.bulk)
+        if entry.check is not None:
+            entry.check(staging, files)
             return
-        bad = [
-            path
-            for path, size in sorted(files.sizes.items())
-            if (staging / path).stat().st_size != size
-        ]
-        for path in bad:
-            (staging / path).unlink(missing_ok=True)
-        if bad:
-            raise EopackError(
-                f"{files.folder}/{bad[0]}: size differs from the bucket listing"
-                + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
-                + "; checked before the folder replaces anything: nothing of an earlier run "
-                "was changed"
-            )
+        from eopack.safe.s1 import check_before_swap
+
+        check_before_swap(staging, files.product_id, entry.known_gaps, entry.bulk)
 
     return check
 
@@ -131,6 +119,12 @@ def rebuild_product(
     bucket = source_bucket(sources, product.bucket)
     client = make_client(bucket.region, max_pool=max(10, max_workers * 2))
     files = entry.list_files(client, bucket, product)
-    return rebuild_folder(
+    written = rebuild_folder(
         client, bucket, files, dest, max_workers, FOLDER_TRANSFER, check_staged(entry, files)
     )
+    if entry.manifest is None:
+        # No manifest inside the folder: the verify step checks it against this record.
+        from eopack.safe.listing import write_listing
+
+        write_listing(Path(dest).parent, files, bucket.name)
+    return written

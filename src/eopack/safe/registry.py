@@ -72,7 +72,10 @@ class Collection:
     the AWS bucket never carries; they are recorded with their own status in ``verify.json``.
     ``quicklook``: glob patterns of the folder's preview image, first match wins.
     ``bulk``: glob patterns of the image files (nearly all the bytes) that the rebuild's
-    check before it replaces an earlier folder leaves to the verify step.
+    check before it replaces an earlier folder leaves to the verify step. ``check``: that
+    check, for a collection without a manifest (``(staging folder, ProductFiles)``); such a
+    collection's rebuild also leaves its listing record for the verify step
+    (:mod:`eopack.safe.listing`).
     """
 
     name: str
@@ -84,6 +87,7 @@ class Collection:
     known_gaps: tuple[str, ...] = ()
     quicklook: tuple[str, ...] = ()
     bulk: tuple[str, ...] = ()
+    check: Callable[[Path, ProductFiles], None] | None = None
 
     def folder(self, product_id: str) -> str:
         """The product's folder name (also the zip's single top folder)."""
@@ -123,6 +127,24 @@ S2_KNOWN_GAPS = KNOWN_GAPS
 S2_QUICKLOOK = ("GRANULE/*/QI_DATA/*PVI*.jp2",)
 
 
+def _landsat_files(client: Any, bucket: Any, product: Any) -> ProductFiles:
+    from eopack.safe.landsat import product_files
+
+    return product_files(client, bucket, product)
+
+
+def _landsat_verify(folder: Path, product_id: str) -> dict[str, Any]:
+    from eopack.safe.landsat import verify_scene
+
+    return verify_scene(folder, product_id)
+
+
+def _landsat_check(staging: Path, files: ProductFiles) -> None:
+    from eopack.safe.landsat import check_staged
+
+    check_staged(staging, files)
+
+
 COLLECTIONS: dict[str, Collection] = {
     "sentinel-1-grd": Collection(
         name="sentinel-1-grd",
@@ -151,6 +173,16 @@ COLLECTIONS: dict[str, Collection] = {
         known_gaps=S2_KNOWN_GAPS,
         quicklook=S2_QUICKLOOK,
         bulk=("GRANULE/*/IMG_DATA/*",),
+    ),
+    "landsat-c2-l2": Collection(
+        name="landsat-c2-l2",
+        bucket="usgs-landsat",
+        suffix="",
+        list_files=_landsat_files,
+        verify=_landsat_verify,
+        manifest=None,
+        check=_landsat_check,
+        quicklook=("*_thumb_large.jpeg", "*_thumb_small.jpeg"),
     ),
 }
 

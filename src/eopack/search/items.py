@@ -164,6 +164,34 @@ def s2_product(item: Mapping[str, Any]) -> Product:
     )
 
 
+def landsat_asset_facts(item: Mapping[str, Any], folder: str) -> dict[str, Any]:
+    """What the scene's STAC assets say about its files, for the rebuild and verify steps.
+
+    ``asset_files``: the file names the assets put in the scene folder (the listing must
+    hold each: a missing one is an incomplete scene). ``checksums``: file name -> the
+    asset's ``file:checksum`` (a multihash, decoded by :mod:`eopack.safe.landsat`), only
+    where the item carries one (real Earth Search items carry none; the demo's some).
+    Both are left out when empty, so manifests of items without them stay byte-identical.
+    """
+    names: list[str] = []
+    checksums: dict[str, str] = {}
+    assets = item.get("assets", {})
+    for key, href in _s3_hrefs(item):
+        directory, _, name = href.rpartition("/")
+        if directory != folder or not name:
+            continue
+        names.append(name)
+        checksum = assets[key].get("file:checksum")
+        if isinstance(checksum, str) and checksum:
+            checksums[name] = checksum
+    facts: dict[str, Any] = {}
+    if names:
+        facts["asset_files"] = sorted(set(names))
+    if checksums:
+        facts["checksums"] = dict(sorted(checksums.items()))
+    return facts
+
+
 def landsat_product(item: Mapping[str, Any]) -> Product:
     """``landsat-c2-l2``: id = the USGS product id (the folder name in ``usgs-landsat``)."""
     props = item.get("properties", {})
@@ -186,6 +214,12 @@ def landsat_product(item: Mapping[str, Any]) -> Product:
             f"{match['path']}/{match['row']}/{scene}"
         )
     instruments = props.get("instruments") or []
+    extra: dict[str, Any] = {
+        "stac_id": item.get("id", ""),
+        "wrs_path": match["path"],
+        "wrs_row": match["row"],
+        **landsat_asset_facts(item, f"s3://{bucket}/{prefix}"),
+    }
     return Product(
         id=scene,
         mode="-".join(str(i).upper() for i in instruments) or "OLI-TIRS",
@@ -193,7 +227,7 @@ def landsat_product(item: Mapping[str, Any]) -> Product:
         bucket=bucket,
         prefix=prefix,
         product_type=props.get("landsat:correction", scene.split("_")[1]),
-        extra={"stac_id": item.get("id", ""), "wrs_path": match["path"], "wrs_row": match["row"]},
+        extra=extra,
         **_common(item),
     )
 
