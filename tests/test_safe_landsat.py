@@ -24,11 +24,11 @@ from eopack.safe.landsat import (
     encode_multihash,
     failure_line,
     product_files,
-    rebuild_product,
     rebuild_scene,
     verify_scene,
 )
 from eopack.safe.listing import listing_path
+from eopack.safe.rebuild import rebuild_product
 from eopack.search.items import item_to_product
 from eopack.search.manifest import Product, write_manifest
 
@@ -320,6 +320,7 @@ def test_rebuild_product_from_the_search_manifest(world, products, tmp_path, mon
     write_manifest(manifest, [products[PLAIN_SCENE]])
     sources = {"usgs-landsat": {"region": "us-west-2", "requester_pays": True}}
     dest = tmp_path / "safe" / PLAIN_SCENE
+    # The workflow's entry point, generic over the registry: the folder name is the id.
     written = rebuild_product(manifest, PLAIN_SCENE, sources, dest, max_workers=2)
     assert len(written) == 27
     assert verify_scene(dest, PLAIN_SCENE)["ok"]
