@@ -496,7 +496,10 @@ def _annotation_xml(f: _Facts, pol: str, number: int, data: np.ndarray) -> bytes
     heading = -12.4 if s.ascending else -167.6
     lines, samples = _grid()
     height, width = data.shape
-    mean, std = float(data.mean()), float(data.std())
+    # statistics from exact integer sums, so no summation order can change a printed digit
+    n, total = data.size, int(data.sum(dtype=np.int64))
+    squares = int(np.square(data, dtype=np.int64).sum())
+    mean, std = total / n, math.sqrt((squares * n - total * total) / (n * n))
     out = ["<product>", *_ads_header(f, pol, number)]
     out += [
         "  <qualityInformation>",
