@@ -13,11 +13,14 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eopack.errors import EopackError
 from eopack.s3 import SourceBucket, get_bytes
 from eopack.transfer import TransferConfig, download_files, finished_file, resumable_bytes
+
+if TYPE_CHECKING:
+    from eopack.safe.registry import ProductFiles
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,16 @@ def fetch_product_info(
             f"s3://{bucket.name}/{key}: describes {info.product_id}, expected {expected_id}"
         )
     return info
+
+
+def product_files(client: Any, bucket: SourceBucket, prefix: str, product_id: str) -> ProductFiles:
+    """The S1 product's files (``productInfo.json``'s ``filenameMap``, keys made absolute),
+    for the collection registry (:mod:`eopack.safe.registry`)."""
+    from eopack.safe.registry import ProductFiles
+
+    info = fetch_product_info(client, bucket, prefix, product_id)
+    files = {path: f"{prefix}/{key}" for path, key in sorted(info.filename_map.items())}
+    return ProductFiles(product_id, f"{product_id}.SAFE", files, (prefix,))
 
 
 def rebuild_safe(
