@@ -78,6 +78,10 @@ def _check_product(product: DemoProduct, dest: Path) -> None:
         assert tags["ORBIT_DIRECTION"] == props["sat:orbit_state"].upper(), pid
         start = f"{pid[17:21]}-{pid[21:23]}-{pid[23:25]}T{pid[26:28]}:{pid[28:30]}:{pid[30:32]}"
         assert tags["ACQUISITION_START_TIME"].startswith(start), pid
+        # the footprint GDAL reads from the manifest's frameSet: the product's, lon/lat order
+        ring = tags["FOOTPRINT"].removeprefix("POLYGON((").removesuffix("))").split(",")
+        corners = {tuple(round(float(v), 6) for v in pt.split()) for pt in ring}
+        assert corners == {tuple(pt) for pt in product.footprint["coordinates"][0]}, pid
         spacing = props["sar:pixel_spacing_range"]
         assert float(tags["PIXEL_SPACING"]) == float(tags["LINE_SPACING"]) == spacing, pid
 
