@@ -119,7 +119,7 @@ class Setup:
     def dhus(self, user: str, password: str) -> None:
         """Search March again on the test hub with these credentials."""
         self.research()
-        self.search.update(backend="dhus", dhus_url=self.hub_url)
+        self.search.update(backend="dhus", dhus_url=self.hub_url, collections=["sentinel-1-grd"])
         self.env.update(USER_SENTINEL_HUB=user, PASS_SENTINEL_HUB=password)
 
     def stac_answers(self, spoil: Callable[[Response], Response]) -> None:
