@@ -1,3 +1,8 @@
+# With a storage prefix Snakemake matches outputs in storage without the wildcard
+# constraints, so {folder} would also match {product}.verify.json.
+ruleorder: verify_safe > rebuild_safe
+
+
 rule rebuild_safe:
     input:
         # ancient: a new search that finds the same product must not re-download it.
@@ -6,7 +11,10 @@ rule rebuild_safe:
         # The product's folder: {id}.SAFE, or {id} for a Landsat scene (eopack.safe.registry).
         # A failed re-build keeps the previous folder (keep_previous): the new one is staged
         # beside it and replaces it only once complete and checked (eopack.safe.rebuild).
-        keep_previous(directory("results/safe/{folder}")),
+        folder=keep_previous(directory("results/safe/{folder}")),
+        # What the rebuild learnt from the bucket: which object became which file, sizes,
+        # STAC checksums (a Landsat scene is verified against it; eopack.safe.listing).
+        listing=keep_previous("results/safe/{folder}.listing.json"),
     log:
         "logs/safe/{folder}.rebuild.log",
     conda:
@@ -22,7 +30,8 @@ rule rebuild_safe:
 
 rule verify_safe:
     input:
-        product_folder,
+        folder=product_folder,
+        listing=lambda w: product_folder(w) + ".listing.json",
     output:
         "results/safe/{product}.verify.json",
     log:

@@ -9,8 +9,9 @@ run_job(
     snakemake.input.products,
     snakemake.wildcards.folder,
     snakemake.config["sources"],
-    snakemake.output[0],
+    snakemake.output.folder,
     max_workers=snakemake.config["transfer"]["max_workers"],
+    listing=snakemake.output.listing,
 )
 # obstore's runtime must not meet the interpreter's finalization (see end_process).
 end_process()

@@ -6,7 +6,7 @@ from eopack.safe.manifest import verify_to_report
 run_job(
     snakemake.log[0],
     verify_to_report,
-    snakemake.input[0],
+    snakemake.input.folder,
     snakemake.output[0],
     fail=snakemake.params.on_failure == "fail",
     collection=snakemake.params.collection,

@@ -86,10 +86,16 @@ def test_safe_zips_match_the_source_objects_and_a_local_build(world, storage_run
         k.removeprefix(f"{PREFIX}/results/zip/").removesuffix(".zip"): k
         for k in objects(client, f"{PREFIX}/results/zip/")
     }
-    assert len(zips) == 7
-    plan = body(client, f"{PREFIX}/results/plan.tsv").decode().splitlines()
     by_id = {p.product_id: p for p in world.products}
+    # 7 Sentinel-1 SAFEs (checked file by file below) and the optical products (2 S2 L1C,
+    # 2 S2 L2A, 2 Landsat scenes; tests/test_demo_products.py checks those in a local run).
+    assert len(zips) == 13 and len(set(zips) & set(by_id)) == 7
+    plan = body(client, f"{PREFIX}/results/plan.tsv").decode().splitlines()
     for pid, key in zips.items():
+        verify = body(client, f"{PREFIX}/results/safe/{pid}.verify.json")
+        assert b'"ok": true' in verify, pid
+        if pid not in by_id:
+            continue
         product = by_id[pid]
         data = body(client, key)
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

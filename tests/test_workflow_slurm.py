@@ -84,6 +84,9 @@ def reduced_workflow(
     config = {
         "aoi_dir": "config/slurm_aoi",
         "date_ranges": [["2023-07-01", "2023-07-31"]],
+        # The SAFE path as before (the optical collections share its rules and jobs; they
+        # run end to end in the local demo run, tests/test_demo_products.py).
+        "search": {"collections": ["sentinel-1-grd"]},
         "destination": {"uri": f"s3://{DELIVERY_BUCKET}/{prefix(name)}", "copy_safe": True},
         "bigearthnet": {"enabled": True, "source": str(release), "hashes": "hashes.txt"},
         "publish": {"uri": f"s3://{PUBLISH_BUCKET}/{prefix(name)}"},
@@ -185,7 +188,7 @@ def slurm_runs(world, cluster, env, release, tmp_path_factory) -> SlurmRuns:
             )
             try:
                 assert held.reached.wait(RUN_TIMEOUT_S), "the held download never started"
-                job = wait_for_job(cluster, f"rule_rebuild_safe_wildcards_{held.product_id}")
+                job = wait_for_job(cluster, f"rule_rebuild_safe_wildcards_{held.product_id}.SAFE")
                 cluster.run("scancel", job.job_id)
                 first_returncode = proc.wait(timeout=RUN_TIMEOUT_S)
             finally:

@@ -241,7 +241,7 @@ def verify_scene(folder: str | Path, product_id: str) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EopackError(f"{folder}: no scene folder to verify")
-    files = read_listing(folder.parent, product_id)
+    files = read_listing(folder.parent, product_id, folder.name)
     return verify_files(folder, files, product_id)
 
 

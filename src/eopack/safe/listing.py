@@ -2,11 +2,14 @@
 
 Why: for a collection without a manifest inside the product (Landsat), the expected sizes
 come from the bucket listing and the expected checksums from the STAC item, both known only
-while the rebuild runs. The verify step runs offline afterwards, so the rebuild leaves them
-in ``{product id}.listing.json`` beside the product folder (``results/safe/``), never inside
-it: the folder is zipped as it is. The record is written atomically, after the folder is in
-place, and names its product; a folder without its record cannot be verified (one clear
-error), and a stale record can only make the verify step fail, never pass a bad file.
+while the rebuild runs. The verify step runs offline afterwards (on another node, with an
+executor without a shared file system), so the rebuild leaves them in
+``{folder}.listing.json`` beside the product folder (``results/safe/``), never inside it: the
+folder is zipped as it is. Every collection's rebuild writes one (a SAFE's is the record of
+which bucket object became which file); it is a declared output of the rebuild job. The
+record is written atomically, after the folder is in place, and names its product; a folder
+without its record cannot be verified (one clear error), and a stale record can only make
+the verify step fail, never pass a bad file.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from eopack.safe.registry import ProductFiles
 LISTING_SUFFIX = ".listing.json"
 
 
-def listing_path(parent: str | Path, product_id: str) -> Path:
-    """``{parent}/{product id}.listing.json``: beside the product folder, not in it."""
-    return Path(parent) / f"{product_id}{LISTING_SUFFIX}"
+def listing_path(parent: str | Path, folder: str) -> Path:
+    """``{parent}/{folder}.listing.json``: beside the product folder (``{id}.SAFE``, a
+    Landsat scene's ``{id}``), not in it."""
+    return Path(parent) / f"{folder}{LISTING_SUFFIX}"
 
 
 def listing_doc(files: ProductFiles, bucket: str) -> dict[str, Any]:
@@ -53,17 +57,21 @@ def listing_doc(files: ProductFiles, bucket: str) -> dict[str, Any]:
     }
 
 
-def write_listing(parent: str | Path, files: ProductFiles, bucket: str) -> Path:
-    """Write the record of ``files`` atomically beside the product folder; its path."""
-    path = listing_path(parent, files.product_id)
+def write_listing(
+    parent: str | Path, files: ProductFiles, bucket: str, path: str | Path | None = None
+) -> Path:
+    """Write the record of ``files`` atomically beside the product folder (or at ``path``,
+    the rebuild job's declared output); its path."""
+    path = Path(path) if path is not None else listing_path(parent, files.folder)
     write_json(path, listing_doc(files, bucket))
     return path
 
 
-def read_listing(parent: str | Path, product_id: str) -> ProductFiles:
-    """The record the rebuild of ``product_id`` left in ``parent``; missing or foreign
-    records are one clear error naming the file."""
-    path = listing_path(parent, product_id)
+def read_listing(parent: str | Path, product_id: str, folder: str | None = None) -> ProductFiles:
+    """The record the rebuild of ``product_id`` left in ``parent`` beside its ``folder``
+    (default: the id, a Landsat scene's); missing or foreign records are one clear error
+    naming the file."""
+    path = listing_path(parent, folder or product_id)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

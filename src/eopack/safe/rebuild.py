@@ -102,9 +102,12 @@ def rebuild_product(
     sources: Mapping[str, Any],
     dest: str | Path,
     max_workers: int = 8,
+    listing: str | Path | None = None,
 ) -> dict[str, tuple[int, str | None]]:
     """The workflow's entry point: rebuild ``results/safe/{folder}`` of a searched product
-    from the bucket and prefix its manifest record names, as its collection says."""
+    from the bucket and prefix its manifest record names, as its collection says, and write
+    its listing record (``listing``, default ``{folder}.listing.json`` beside it): which
+    bucket object became which file, the sizes and STAC checksums a scene is verified by."""
     from eopack.s3 import make_client, source_bucket
     from eopack.search.manifest import find_product
 
@@ -122,9 +125,7 @@ def rebuild_product(
     written = rebuild_folder(
         client, bucket, files, dest, max_workers, FOLDER_TRANSFER, check_staged(entry, files)
     )
-    if entry.manifest is None:
-        # No manifest inside the folder: the verify step checks it against this record.
-        from eopack.safe.listing import write_listing
+    from eopack.safe.listing import write_listing
 
-        write_listing(Path(dest).parent, files, bucket.name)
+    write_listing(Path(dest).parent, files, bucket.name, listing)
     return written
