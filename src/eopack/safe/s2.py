@@ -214,7 +214,7 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
     its size. A file the bucket never carries (:data:`KNOWN_GAPS`) is recorded as a known gap;
     any other file missing is an error naming its key, before anything is downloaded.
     """
-    from eopack.plan import list_sizes
+    from eopack.plan import list_versions
     from eopack.safe.registry import ProductFiles
 
     name: str = product.id
@@ -223,11 +223,14 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
     for folder in (*layout.datastrips.values(), *layout.granules.values()):
         if not any(folder.startswith(f"{p}/") or folder == p for p in prefixes):
             prefixes.append(folder)
-    listed: dict[str, int] = {}
+    listed: dict[str, tuple[int, str]] = {}
     for prefix in prefixes:
-        listed.update({f"{prefix}/{k}": v for k, v in list_sizes(client, bucket, prefix).items()})
+        listed.update(
+            (f"{prefix}/{k}", v) for k, v in list_versions(client, bucket, prefix).items()
+        )
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    etags: dict[str, str] = {}
     gaps: list[str] = []
     for path in sorted({o.path for o in objects} | {"manifest.safe"}):
         key = bucket_key(layout, path)
@@ -244,7 +247,8 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
                 f"s3://{bucket.name}/{key}: object not found ({name}.SAFE/{path} of its "
                 "manifest.safe): a missing tile or datastrip object"
             )
-        files[path], sizes[path] = key, listed[key]
+        files[path] = key
+        sizes[path], etags[path] = listed[key]
     log.info(
         "%s: %d files in %d bucket folders, %d known gaps (%s)",
         name,
@@ -260,4 +264,5 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
         tuple(prefixes),
         sizes=dict(sorted(sizes.items())),
         known_gaps=tuple(gaps),
+        etags=dict(sorted(etags.items())),
     )
