@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -361,8 +362,13 @@ class Bench:
         self.caches_dropped: bool | None = None
 
     def settle(self) -> None:
-        """Flush the previous run's dirty pages (and drop caches if asked) before timing."""
+        """Flush the previous run's dirty pages (and drop caches if asked) before timing, and
+        collect the previous runs' garbage: the bench process keeps running, where the workflow
+        runs each product in a fresh one (and s5cmd is a fresh process every run). Without it,
+        every third boto3 client or so met a full collection of the earlier runs' clients
+        (~0.17 s; measured: ``make_client`` 0.07-0.08 s, 0.24-0.26 s on those)."""
         os.sync()
+        gc.collect()
         if self.args.drop_caches:
             try:
                 Path("/proc/sys/vm/drop_caches").write_text("3\n")
