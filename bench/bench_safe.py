@@ -1,7 +1,7 @@
 """``make bench-safe``: SAFE acquisition on the local S3 server, eopack against the usual tools.
 
-Three measurements, on the same seeded products (two Sentinel-1 GRD demo products whose
-measurement TIFFs are enlarged to ~1.1 GB in all):
+Three measurements on the same seeded Sentinel-1 products (two GRD demo products whose
+measurement TIFFs are enlarged to ~1.1 GB in all), and a fetch of a Sentinel-2 L2A product:
 
 * **fetch**: ``eopack.safe.s1.rebuild_safe`` (its defaults, as the workflow runs it:
   ``max_workers=8``, i.e. up to 16 GETs in flight, ``SAFE_TRANSFER``, i.e. no MD5 of the
@@ -18,6 +18,19 @@ measurement TIFFs are enlarged to ~1.1 GB in all):
   through the host (GetObject bodies to the host, upload bodies from it), not counting the
   metadata eopack reads by design (``productInfo.json``, ``manifest.safe``) and the
   ``verify.json`` reports it writes; the raw totals are printed beside it.
+
+* **S2 L2A fetch** (``--only s2`` runs this row alone): one Sentinel-2 L2A product of the demo
+  world (processing baseline 05.09, :mod:`eopack.demo.s2world`) whose ``IMG_DATA`` JP2s are
+  enlarged to real L2A sizes (10 m bands 105-125 MB, TCI 130 MB, 20 m bands 27-35 MB, 60 m
+  ~3 MB; ~1 GB in all, ``--s2-size-mb``; the bytes past the demo JP2 are noise, since the
+  fetch does not decode), ``manifest.safe`` listing their sizes and MD5s. eopack as the
+  workflow fetches it (``rebuild_product``): the registry's ``list_files`` (productInfo.json,
+  tileInfo.json, manifest.safe, a LIST per bucket folder), then ``rebuild_folder`` with
+  ``FOLDER_TRANSFER``, ``max_workers=8`` and the check before the swap; against one
+  ``s5cmd run`` of two ``cp`` lines, the product folder and the tile folder (both share one
+  worker pool: what a user who knows s5cmd writes for two prefixes); the context row runs
+  one ``s5cmd cp`` per folder. ``R_S2`` as ``R``. eopack's latest SAFE is checked against
+  the seeded MD5s and by the collection's verifier (untimed).
 
 With ``--obstore`` (off by default; context only) the fetch table gets a row per setting of
 bare ``obstore`` (PyPI, Rust ``object_store``; eopack's own downloads use it too, with HEADs,
@@ -37,7 +50,9 @@ the range, as S3 does (``eopack.demo.s3server.RangeReadingS3Response``); ``--mot
 turns that off (moto reads the whole object for every ranged GET). Every figure is the median
 of ``--runs`` runs, the tools interleaved in rotating order. The last line is::
 
-    ratio_vs_s5cmd=R zip_ratio_vs_infozip=Z s3_to_s3_bytes_through_host=B
+    ratio_vs_s5cmd=R zip_ratio_vs_infozip=Z s3_to_s3_bytes_through_host=B ratio_vs_s5cmd_s2=R_S2
+
+(``--only s1``: without the last field; ``--only s2``: only the last field.)
 """
 
 from __future__ import annotations
