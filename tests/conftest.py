@@ -15,9 +15,12 @@ from typing import Any, NamedTuple
 import pytest
 
 from eopack.demo.killchain import result_hashes
+from eopack.demo.s1world import DEMO_BUCKET, DemoProduct
 from eopack.demo.s3server import Intercept, split_path
 from eopack.demo.world import DemoWorld
 from eopack.jobs import end_process
+from eopack.s3 import SourceBucket, make_client
+from eopack.safe.s1 import rebuild_safe
 
 REPO = Path(__file__).resolve().parents[1]
 #: The region a SigV4 request is signed for (header or presigned query).
@@ -29,6 +32,29 @@ WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "profiles",
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
     with DemoWorld(tmp_path_factory.mktemp("demo-state")) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def rebuilt(
+    world: DemoWorld, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[DemoProduct, Path]]:
+    """Every demo S1 product rebuilt once from the demo bucket by ``rebuild_safe`` (the
+    workflow's path): product id -> (product, SAFE folder), shared by one test module."""
+    saved = dict(os.environ)
+    os.environ.update(world.env())
+    try:
+        client = make_client("eu-central-1")
+        bucket = SourceBucket(DEMO_BUCKET, "eu-central-1", requester_pays=True)
+        root = tmp_path_factory.mktemp("safe")
+        out = {}
+        for product in world.products:
+            dest = root / f"{product.product_id}.SAFE"
+            rebuild_safe(client, bucket, product.prefix, product.product_id, dest, max_workers=4)
+            out[product.product_id] = (product, dest)
+        return out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture

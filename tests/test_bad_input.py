@@ -56,6 +56,13 @@ PRODUCT_PREFIX = f"GRD/2021/3/10/IW/DV/{PRODUCT}"
 SRC = f"s3://{DEMO_BUCKET}/{PRODUCT_PREFIX}"  # {src} in messages
 ANNOTATION = "annotation/iw-vv.xml"  # its name in the bucket (renamed in the SAFE)
 STAC_ID = PRODUCT.rsplit("_", 1)[0]  # its STAC item id
+# A Sentinel-2 L2A product (baseline 05.09) and a Landsat scene of the demo world.
+S2 = "S2B_MSIL2A_20230731T113319_N0509_R080_T29SMC_20230731T152725"
+S2_BUCKET = "sentinel-s2-l2a"
+S2_PRODUCT_PREFIX = f"products/2023/7/31/{S2}"
+S2_TILE_PREFIX = "tiles/29/S/MC/2023/7/31/0"
+SCENE = "LC09_L2SP_204033_20230730_20230801_02_T1"
+SCENE_PREFIX = f"collection02/level-2/standard/oli-tirs/2023/204/033/{SCENE}"
 BEN = "resources/bigearthnet"
 
 #: Where each case is stopped: while Snakemake reads the workflow, in onstart, in a job.
@@ -112,7 +119,7 @@ class Setup:
     def dhus(self, user: str, password: str) -> None:
         """Search March again on the test hub with these credentials."""
         self.research()
-        self.search.update(backend="dhus", dhus_url=self.hub_url)
+        self.search.update(backend="dhus", dhus_url=self.hub_url, collections=["sentinel-1-grd"])
         self.env.update(USER_SENTINEL_HUB=user, PASS_SENTINEL_HUB=password)
 
     def stac_answers(self, spoil: Callable[[Response], Response]) -> None:
@@ -140,6 +147,28 @@ class Setup:
         """Change one file of PRODUCT in the source bucket, then rebuild and verify its SAFE."""
         self.replace_object(DEMO_BUCKET, f"{PRODUCT_PREFIX}/{name}", body)
         self.targets, self.forcerun = [f"results/safe/{PRODUCT}.verify.json"], ["rebuild_safe"]
+
+    def optical_object(self, bucket: str, key: str, product: str, body: bytes | None) -> None:
+        """Change one object of an optical product, then rebuild and verify it."""
+        self.replace_object(bucket, key, body)
+        self.targets, self.forcerun = [f"results/safe/{product}.verify.json"], ["rebuild_safe"]
+
+    def object_bytes(self, bucket: str, key: str) -> bytes:
+        got = self.world.client().get_object(Bucket=bucket, Key=key, RequestPayer="requester")
+        return got["Body"].read()
+
+    def s2_product_info(self, edit: Callable[[dict[str, Any]], object]) -> None:
+        """Rebuild S2 from a bucket whose productInfo.json is ``edit``ed."""
+        key = f"{S2_PRODUCT_PREFIX}/productInfo.json"
+        doc = json.loads(self.object_bytes(S2_BUCKET, key))
+        edit(doc)
+        self.optical_object(S2_BUCKET, key, S2, json.dumps(doc).encode())
+
+    def s2_manifest_granule(self, old: str, new: str) -> None:
+        """Rebuild S2 from a bucket whose manifest.safe names granule folder ``new``."""
+        key = f"{S2_PRODUCT_PREFIX}/manifest.safe"
+        body = self.object_bytes(S2_BUCKET, key).replace(old.encode(), new.encode())
+        self.optical_object(S2_BUCKET, key, S2, body)
 
     def product_bytes(self, name: str) -> bytes:
         key = f"{PRODUCT_PREFIX}/{name}"
@@ -586,6 +615,52 @@ CASES = [
         "checked before the SAFE replaces anything: nothing of an earlier run was changed",
         in_job("rebuild_safe"),
         id="bucket-md5-mismatch",
+    ),
+    # Sentinel-2 (product + tile folders, read through productInfo/tileInfo/manifest.safe)
+    case(
+        lambda s: s.optical_object(S2_BUCKET, f"{S2_TILE_PREFIX}/R10m/B04.jp2", S2, None),
+        f"eopack: s3://{S2_BUCKET}/{S2_TILE_PREFIX}/R10m/B04.jp2: object not found ({S2}.SAFE/"
+        "GRANULE/…/IMG_DATA/R10m/…_B04_10m.jp2 of its manifest.safe): a missing tile or "
+        "datastrip object",
+        in_job("rebuild_safe"),
+        id="bucket-s2-tile-object-missing",
+    ),
+    case(
+        lambda s: s.optical_object(
+            S2_BUCKET, f"{S2_PRODUCT_PREFIX}/datastrip/0/metadata.xml", S2, None
+        ),
+        f"eopack: s3://{S2_BUCKET}/{S2_PRODUCT_PREFIX}/datastrip/0/metadata.xml: object not "
+        f"found ({S2}.SAFE/DATASTRIP/…/MTD_DS.xml of its manifest.safe): a missing tile or "
+        "datastrip object",
+        in_job("rebuild_safe"),
+        id="bucket-s2-datastrip-object-missing",
+    ),
+    case(
+        lambda s: s.s2_product_info(lambda d: d.update(name=S2.replace("T29SMC", "T29SMD"))),
+        f"eopack: s3://{S2_BUCKET}/{S2_PRODUCT_PREFIX}/productInfo.json: names product "
+        f"'{S2.replace('T29SMC', 'T29SMD')}', expected {S2}",
+        in_job("rebuild_safe"),
+        id="bucket-s2-product-info-names-another",
+    ),
+    case(
+        lambda s: s.s2_manifest_granule(
+            "L2A_T29SMC_A033425_20230731T113359", "L2A_T29SMC_A033425_20230731T113000"
+        ),
+        f"eopack: s3://{S2_BUCKET}/{S2_PRODUCT_PREFIX}/manifest.safe: granule folder "
+        "GRANULE/L2A_T29SMC_A033425_20230731T113000/ is not accounted for by productInfo.json "
+        f"(tiles: T29SMC {S2_TILE_PREFIX})",
+        in_job("rebuild_safe"),
+        id="bucket-s2-granule-not-in-metadata",
+    ),
+    # Landsat (the scene folder's listing and the STAC item's assets)
+    case(
+        lambda s: s.optical_object(
+            "usgs-landsat", f"{SCENE_PREFIX}/{SCENE}_SR_B4.TIF", SCENE, None
+        ),
+        f"eopack: s3://usgs-landsat/{SCENE_PREFIX}/{SCENE}_SR_B4.TIF: not in the bucket, "
+        "although the STAC item names it",
+        in_job("rebuild_safe"),
+        id="bucket-landsat-asset-missing",
     ),
     # ---- Archives (BigEarthNet) ------------------------------------------------------------
     case(

@@ -570,7 +570,7 @@ def test_deliver_product_s3_entry_point(world, world_env, dest_bucket, monkeypat
     """The workflow's entry point: searched product -> productInfo.json -> server-side copy."""
     import types
 
-    import eopack.safe.s1
+    import eopack.search.manifest
     from eopack.deliver import deliver_product_s3
 
     product = world.products[4]
@@ -580,7 +580,7 @@ def test_deliver_product_s3_entry_point(world, world_env, dest_bucket, monkeypat
         prefix=product.prefix,
         collection="sentinel-1-grd",
     )
-    monkeypatch.setattr(eopack.safe.s1, "find_product", lambda _file, _id: found)
+    monkeypatch.setattr(eopack.search.manifest, "find_product", lambda _file, _id: found)
     sources = {DEMO_BUCKET: {"region": "eu-central-1", "requester_pays": True}}
     report = deliver_product_s3(
         "products.geojson", product.product_id, sources, f"s3://{dest_bucket}/out", 2

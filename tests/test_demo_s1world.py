@@ -291,6 +291,44 @@ def test_previews_and_xml_are_well_formed(products: list[DemoProduct]) -> None:
             assert header.findtext("missionId") == p.product_id[:3]
 
 
+def test_annotation_image_information_matches_the_measurement(
+    products: list[DemoProduct],
+) -> None:
+    """What GDAL's SAFE driver reads from the annotation agrees with the TIFF it describes."""
+    for p in products:
+        for key in (k for k in p.objects if k.startswith("measurement/")):
+            annotation = ET.fromstring(
+                p.objects[key.replace("measurement/", "annotation/").replace(".tiff", ".xml")]
+            )
+            info = annotation.find("imageAnnotation/imageInformation")
+            assert info is not None, key
+            with MemoryFile(p.objects[key]) as mem, mem.open() as ds:
+                data = ds.read(1)
+                gcps = sorted((g.row, g.col, g.y, g.x) for g in ds.gcps[0])
+            assert info.findtext("outputPixels") == "16 bit Unsigned Integer"
+            assert info.findtext("pixelValue") == "Detected"
+            assert int(info.findtext("numberOfSamples") or 0) == data.shape[1]
+            assert int(info.findtext("numberOfLines") or 0) == data.shape[0]
+            mean = float(info.findtext("imageStatistics/outputDataMean/re") or 0)
+            std = float(info.findtext("imageStatistics/outputDataStdDev/re") or 0)
+            assert mean == pytest.approx(data.mean(), rel=1e-6)
+            assert std == pytest.approx(data.std(), rel=1e-6)
+            processing = annotation.find("imageAnnotation/processingInformation")
+            assert processing is not None and processing.findtext("ellipsoidName") == "WGS84"
+            grid = sorted(
+                (
+                    float(pt.findtext("line") or 0),
+                    float(pt.findtext("pixel") or 0),
+                    float(pt.findtext("latitude") or 0),
+                    float(pt.findtext("longitude") or 0),
+                )
+                for pt in annotation.iterfind("geolocationGrid/geolocationGridPointList/*")
+            )
+            assert len(grid) == len(gcps) >= 4, key
+            for point, gcp in zip(grid, gcps, strict=True):
+                assert point == pytest.approx(gcp, abs=1e-8), key
+
+
 def _pols(product: DemoProduct) -> list[str]:
     return {"DV": ["vv", "vh"], "DH": ["hh", "hv"], "SV": ["vv"], "SH": ["hh"]}[
         product.product_id[14:16]

@@ -140,8 +140,10 @@ def test_plan_asks_for_products_in_parallel_in_manifest_order(world, world_env, 
     assert parallel.read_bytes() == serial.read_bytes()
     assert len(read_tsv(parallel)) == len(world.products) + 1
     assert state["most"] > 1
-    # Compared within the run (the machine is shared): the listings overlap.
-    assert took < one_at_a_time / 2, (took, one_at_a_time)
+    # Compared within the run (the machine is shared, the server's CPU time is the same in
+    # both): asked at once, the listings' waits overlap, so at least half of them is saved.
+    saved = one_at_a_time - took
+    assert saved > 0.5 * 0.2 * (len(world.products) - 1), (took, one_at_a_time)
 
 
 # Without AWS credentials

@@ -22,27 +22,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 BUCKET = SourceBucket(DEMO_BUCKET, "eu-central-1", requester_pays=True)
 
 
-@pytest.fixture(scope="module")
-def rebuilt(world, tmp_path_factory):
-    """Every demo product rebuilt once, shared by the tests of this module."""
-    import os
-
-    saved = dict(os.environ)
-    os.environ.update(world.env())
-    try:
-        client = make_client("eu-central-1")
-        root = tmp_path_factory.mktemp("safe")
-        out = {}
-        for product in world.products:
-            dest = root / f"{product.product_id}.SAFE"
-            rebuild_safe(client, BUCKET, product.prefix, product.product_id, dest, max_workers=4)
-            out[product.product_id] = (product, dest)
-        return out
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def tree(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 

@@ -91,7 +91,11 @@ def _env(world: DemoWorld, hub: DhusServer, password: str = HUB_PASSWORD) -> dic
 def _dhus_checkout(workdir: Path, hub: DhusServer) -> Path:
     copy_workflow(workdir)
     (workdir / "config" / "dhus.yaml").write_text(
-        yaml.safe_dump({"search": {"backend": "dhus", "dhus_url": hub.url}}), encoding="utf-8"
+        # A DHuS hub serves the Sentinel-1 search only (the demo searches optical too).
+        yaml.safe_dump(
+            {"search": {"backend": "dhus", "dhus_url": hub.url, "collections": ["sentinel-1-grd"]}}
+        ),
+        encoding="utf-8",
     )
     return workdir
 

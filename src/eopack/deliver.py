@@ -750,7 +750,7 @@ def deliver_product_s3(
     point), with the file list of its collection (:mod:`eopack.safe.registry`)."""
     from eopack.s3 import make_client, source_bucket
     from eopack.safe.registry import collection
-    from eopack.safe.s1 import find_product
+    from eopack.search.manifest import find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):

@@ -608,7 +608,7 @@ def stream_product_zip(
     )
     from eopack.s3 import make_client, source_bucket
     from eopack.safe.registry import collection
-    from eopack.safe.s1 import find_product
+    from eopack.search.manifest import find_product
 
     dest = parse_destination(destination)
     if not isinstance(dest, S3Destination):

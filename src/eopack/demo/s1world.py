@@ -482,12 +482,24 @@ def _xml(lines: Iterable[str]) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "\n".join(lines) + "\n").encode()
 
 
-def _annotation_xml(f: _Facts, pol: str, number: int) -> bytes:
-    """Product annotation: header, general/image information and the geolocation grid."""
+def _annotation_xml(f: _Facts, pol: str, number: int, data: np.ndarray) -> bytes:
+    """Product annotation: header, general/image information and the geolocation grid.
+
+    ``data`` is the measurement raster, for the size and statistics. GDAL's SAFE driver reads
+    ``imageInformation`` (``outputPixels`` for the band type, ``numberOfSamples`` and
+    ``numberOfLines`` for the size, the pixel spacings), the WGS84 ellipsoid of
+    ``processingInformation`` for the GCP CRS and the ``geolocationGridPointList`` as GCPs:
+    without them it refuses the SAFE, so they are here in the real order.
+    """
     s = f.spec
     res = _SAR_RESOLUTION[(f.inst_mode, s.resolution)]
     heading = -12.4 if s.ascending else -167.6
     lines, samples = _grid()
+    height, width = data.shape
+    # statistics from exact integer sums, so no summation order can change a printed digit
+    n, total = data.size, int(data.sum(dtype=np.int64))
+    squares = int(np.square(data, dtype=np.int64).sum())
+    mean, std = total / n, math.sqrt((squares * n - total * total) / (n * n))
     out = ["<product>", *_ads_header(f, pol, number)]
     out += [
         "  <qualityInformation>",
@@ -508,11 +520,31 @@ def _annotation_xml(f: _Facts, pol: str, number: int) -> bytes:
         f"      <productFirstLineUtcTime>{_iso(s.start)}</productFirstLineUtcTime>",
         f"      <productLastLineUtcTime>{_iso(f.stop)}</productLastLineUtcTime>",
         f"      <ascendingNodeTime>{_iso(f.anx)}</ascendingNodeTime>",
+        f"      <slantRangeTime>{5.36e-3:.15e}</slantRangeTime>",
+        "      <pixelValue>Detected</pixelValue>",
+        "      <outputPixels>16 bit Unsigned Integer</outputPixels>",
         f"      <rangePixelSpacing>{res[2]:.6e}</rangePixelSpacing>",
         f"      <azimuthPixelSpacing>{res[2]:.6e}</azimuthPixelSpacing>",
-        f"      <numberOfSamples>{WIDTH}</numberOfSamples>",
-        f"      <numberOfLines>{HEIGHT}</numberOfLines>",
+        f"      <azimuthTimeInterval>{s.duration_s / (height - 1):.15e}</azimuthTimeInterval>",
+        f"      <numberOfSamples>{width}</numberOfSamples>",
+        f"      <numberOfLines>{height}</numberOfLines>",
+        f"      <incidenceAngleMidSwath>{_incidence(f, 0.5):.15e}</incidenceAngleMidSwath>",
+        "      <imageStatistics>",
+        "        <outputDataMean>",
+        f"          <re>{mean:.6e}</re>",
+        "          <im>0.000000e+00</im>",
+        "        </outputDataMean>",
+        "        <outputDataStdDev>",
+        f"          <re>{std:.6e}</re>",
+        "          <im>0.000000e+00</im>",
+        "        </outputDataStdDev>",
+        "      </imageStatistics>",
         "    </imageInformation>",
+        "    <processingInformation>",
+        "      <ellipsoidName>WGS84</ellipsoidName>",
+        "      <ellipsoidSemiMajorAxis>6.378137000000000e+06</ellipsoidSemiMajorAxis>",
+        "      <ellipsoidSemiMinorAxis>6.356752314245179e+06</ellipsoidSemiMinorAxis>",
+        "    </processingInformation>",
         "  </imageAnnotation>",
         "  <geolocationGrid>",
         f'    <geolocationGridPointList count="{len(lines) * len(samples)}">',
@@ -1181,7 +1213,11 @@ def _build(spec: _Spec, shared: dict[str, bytes]) -> DemoProduct:
 
     for pol, number in f.pols:
         stem, tag = f.stem(pol, number), f"{f.swath}-{pol}"
-        add(f"annotation/{stem}.xml", f"annotation/{tag}.xml", _annotation_xml(f, pol, number))
+        add(
+            f"annotation/{stem}.xml",
+            f"annotation/{tag}.xml",
+            _annotation_xml(f, pol, number, bands[pol]),
+        )
         add(
             f"annotation/calibration/calibration-{stem}.xml",
             f"annotation/calibration/calibration-{tag}.xml",

@@ -112,7 +112,7 @@ def rebuild_product(
     """The workflow's entry point: rebuild ``results/safe/{folder}`` of a searched product
     from the bucket and prefix its manifest record names, as its collection says."""
     from eopack.s3 import make_client, source_bucket
-    from eopack.safe.s1 import find_product
+    from eopack.search.manifest import find_product
 
     product_id = product_of_folder(folder)
     product = find_product(products_file, product_id)

@@ -162,13 +162,3 @@ def check_before_swap(
             f"verification failed: {failure_line(report)}; checked before the SAFE replaces "
             "anything: nothing of an earlier run was changed"
         )
-
-
-def find_product(products_file: str | Path, product_id: str) -> Any:
-    """The manifest record of ``product_id`` in the union manifest (``products.geojson``)."""
-    from eopack.search.manifest import read_manifest
-
-    for product in read_manifest(products_file):
-        if product.id == product_id:
-            return product
-    raise EopackError(f"{products_file}: product {product_id} is not in the search results")

@@ -233,3 +233,12 @@ def aoi_product_ids(path: str | Path, aoi: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4)
 def _aoi_index(path: str, mtime_ns: int, size: int) -> dict[str, tuple[str, ...]]:
     return {aoi: tuple(ids) for aoi, ids in read_aoi_index(path).items()}
+
+
+def find_product(products_file: str | Path, product_id: str) -> Product:
+    """The manifest record of ``product_id`` in the union manifest (``products.geojson``):
+    where every product job learns its collection, bucket and prefix."""
+    for product in read_manifest(products_file):
+        if product.id == product_id:
+            return product
+    raise EopackError(f"{products_file}: product {product_id} is not in the search results")
