@@ -1,7 +1,7 @@
 """``make bench-safe``: SAFE acquisition on the local S3 server, eopack against the usual tools.
 
-Three measurements, on the same seeded products (two Sentinel-1 GRD demo products whose
-measurement TIFFs are enlarged to ~1.1 GB in all):
+Three measurements on the same seeded Sentinel-1 products (two GRD demo products whose
+measurement TIFFs are enlarged to ~1.1 GB in all), and a fetch of a Sentinel-2 L2A product:
 
 * **fetch**: ``eopack.safe.s1.rebuild_safe`` (its defaults, as the workflow runs it:
   ``max_workers=8``, i.e. up to 16 GETs in flight, ``SAFE_TRANSFER``, i.e. no MD5 of the
@@ -18,6 +18,19 @@ measurement TIFFs are enlarged to ~1.1 GB in all):
   through the host (GetObject bodies to the host, upload bodies from it), not counting the
   metadata eopack reads by design (``productInfo.json``, ``manifest.safe``) and the
   ``verify.json`` reports it writes; the raw totals are printed beside it.
+
+* **S2 L2A fetch** (``--only s2`` runs this row alone): one Sentinel-2 L2A product of the demo
+  world (processing baseline 05.09, :mod:`eopack.demo.s2world`) whose ``IMG_DATA`` JP2s are
+  enlarged to real L2A sizes (10 m bands 105-125 MB, TCI 130 MB, 20 m bands 27-35 MB, 60 m
+  ~3 MB; ~1 GB in all, ``--s2-size-mb``; the bytes past the demo JP2 are noise, since the
+  fetch does not decode), ``manifest.safe`` listing their sizes and MD5s. eopack as the
+  workflow fetches it (``rebuild_product``): the registry's ``list_files`` (productInfo.json,
+  tileInfo.json, manifest.safe, a LIST per bucket folder), then ``rebuild_folder`` with
+  ``FOLDER_TRANSFER``, ``max_workers=8`` and the check before the swap; against one
+  ``s5cmd run`` of two ``cp`` lines, the product folder and the tile folder (both share one
+  worker pool: what a user who knows s5cmd writes for two prefixes); the context row runs
+  one ``s5cmd cp`` per folder. ``R_S2`` as ``R``. eopack's latest SAFE is checked against
+  the seeded MD5s and by the collection's verifier (untimed).
 
 With ``--obstore`` (off by default; context only) the fetch table gets a row per setting of
 bare ``obstore`` (PyPI, Rust ``object_store``; eopack's own downloads use it too, with HEADs,
@@ -37,13 +50,16 @@ the range, as S3 does (``eopack.demo.s3server.RangeReadingS3Response``); ``--mot
 turns that off (moto reads the whole object for every ranged GET). Every figure is the median
 of ``--runs`` runs, the tools interleaved in rotating order. The last line is::
 
-    ratio_vs_s5cmd=R zip_ratio_vs_infozip=Z s3_to_s3_bytes_through_host=B
+    ratio_vs_s5cmd=R zip_ratio_vs_infozip=Z s3_to_s3_bytes_through_host=B ratio_vs_s5cmd_s2=R_S2
+
+(``--only s1``: without the last field; ``--only s2``: only the last field.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -55,7 +71,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +257,7 @@ def patch_manifest(manifest: bytes, safe_path: str, data: bytes) -> tuple[bytes,
     pattern = re.compile(
         rb'(<byteStream[^>]*\bsize=")\d+("[^>]*>\s*<fileLocation[^>]*href="\./'
         + re.escape(safe_path.encode())
-        + rb'"\s*/>\s*<checksum[^>]*>)[0-9a-fA-F]{32}(</checksum>)'
+        + rb'"[^>]*/>\s*<checksum[^>]*>)[0-9a-fA-F]{32}(</checksum>)'
     )
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest().encode()
     patched, count = pattern.subn(
@@ -361,8 +377,13 @@ class Bench:
         self.caches_dropped: bool | None = None
 
     def settle(self) -> None:
-        """Flush the previous run's dirty pages (and drop caches if asked) before timing."""
+        """Flush the previous run's dirty pages (and drop caches if asked) before timing, and
+        collect the previous runs' garbage: the bench process keeps running, where the workflow
+        runs each product in a fresh one (and s5cmd is a fresh process every run). Without it,
+        every third boto3 client or so met a full collection of the earlier runs' clients
+        (~0.17 s; measured: ``make_client`` 0.07-0.08 s, 0.24-0.26 s on those)."""
         os.sync()
+        gc.collect()
         if self.args.drop_caches:
             try:
                 Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -848,6 +869,197 @@ def through_host(sample: Sample, products: list[Seeded]) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------
+# Sentinel-2 L2A: one product, two bucket folders (product and tile)
+# --------------------------------------------------------------------------------------------
+
+S2_COLLECTION = "sentinel-2-l2a"
+#: The demo world's L2A item of processing baseline >= 04.00 (N0509).
+S2_ITEM = "S2B_29SMC_20230731_0_L2A"
+#: MB per JP2 of a real L2A tile's ``IMG_DATA`` (band, resolution): 10 m bands 105-125 MB,
+#: TCI 130 MB, 20 m bands 27-35 MB, 60 m ~3 MB; 993 MB in all, scaled to ``--s2-size-mb``.
+S2_JP2_MB: dict[str, float] = {
+    "R10m/B02": 105, "R10m/B03": 110, "R10m/B04": 115, "R10m/B08": 125,
+    "R10m/TCI": 130, "R10m/AOT": 3, "R10m/WVP": 20,
+    "R20m/B01": 27, "R20m/B02": 27, "R20m/B03": 28, "R20m/B04": 29, "R20m/B05": 30,
+    "R20m/B06": 31, "R20m/B07": 32, "R20m/B8A": 33, "R20m/B11": 30, "R20m/B12": 28,
+    "R20m/TCI": 35, "R20m/SCL": 3, "R20m/AOT": 1, "R20m/WVP": 7,
+    "R60m/B01": 3.2, "R60m/B02": 3.2, "R60m/B03": 3.2, "R60m/B04": 3.2, "R60m/B05": 3.2,
+    "R60m/B06": 3.2, "R60m/B07": 3.2, "R60m/B09": 3.2, "R60m/B8A": 3.2, "R60m/B11": 3.2,
+    "R60m/B12": 3.2, "R60m/TCI": 4, "R60m/SCL": 0.4, "R60m/AOT": 0.2, "R60m/WVP": 0.9,
+}  # fmt: skip
+
+
+@dataclasses.dataclass
+class SeededS2:
+    """The seeded S2 product: its search record, its bucket folders, what each holds."""
+
+    product_id: str
+    bucket: str
+    prefixes: tuple[str, str]  # product folder, tile folder
+    record: Any  # eopack.search.manifest.Product, as the search writes it
+    objects: dict[str, int]  # every bucket key under the two folders -> size
+    paths: dict[str, str]  # SAFE path -> bucket key
+    md5s: dict[str, str]  # SAFE path -> md5 of the seeded bytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.objects.values())
+
+    @property
+    def safe_bytes(self) -> int:
+        return sum(self.objects[k] for k in self.paths.values())
+
+
+def _padded_jp2(small: bytes, nbytes: int, seed: str) -> bytes:
+    """The demo JP2's bytes followed by pseudo-random ones up to ``nbytes``: no valid JPEG 2000
+    (the fetch does not decode), but as incompressible as one, and a pure function of ``seed``."""
+    import numpy as np
+
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]))
+    return small + rng.bytes(max(0, nbytes - len(small)))
+
+
+def seed_s2(client: Any, size_mb: int) -> tuple[SeededS2, bool]:
+    """Seed the demo L2A product with its ``IMG_DATA`` JP2s enlarged to ~``size_mb`` MB in all
+    (:data:`S2_JP2_MB` scaled), ``manifest.safe`` listing their sizes and MD5s."""
+    from eopack.demo.s2world import build_s2_products, seed_s2_buckets
+    from eopack.search.manifest import Product
+
+    product = build_s2_products([S2_ITEM])[0]
+    if product.level != "L2A" or product.baseline < "04.00":
+        sys.exit(f"bench: demo item {S2_ITEM} is {product.level} {product.baseline}, not L2A >= 04")
+    objects = dict(product.objects)
+    root = f"{product.name}.SAFE/"
+    paths = {path.removeprefix(root): key for key, path in product.safe_paths.items()}
+    manifest_key = paths["manifest.safe"]
+    manifest = objects[manifest_key]
+    scale = size_mb / sum(S2_JP2_MB.values())
+    patched_all = True
+    for name, mb in sorted(S2_JP2_MB.items()):
+        key = f"{product.tile_prefix}/{name}.jp2"
+        if key not in objects:
+            sys.exit(f"bench: the demo L2A product has no {key}")
+        objects[key] = _padded_jp2(objects[key], int(mb * scale * MB), f"{product.name}/{name}")
+        path = product.safe_paths[key].removeprefix(root)
+        manifest, ok = patch_manifest(manifest, path, objects[key])
+        patched_all &= ok
+    objects[manifest_key] = manifest
+    seed_s2_buckets(client, [dataclasses.replace(product, objects=objects)])
+    item = product.item
+    record = Product(
+        id=product.name,
+        collection=S2_COLLECTION,
+        datetime=str(item["properties"]["datetime"]),
+        platform=str(item["properties"].get("platform", "")),
+        mode="",
+        polarisations=(),
+        geometry=item["geometry"],
+        bucket=product.bucket,
+        prefix=product.product_prefix,
+    )
+    seeded = SeededS2(
+        product.name,
+        product.bucket,
+        (product.product_prefix, product.tile_prefix),
+        record,
+        {k: len(v) for k, v in objects.items()},
+        paths,
+        {p: hashlib.md5(objects[k], usedforsecurity=False).hexdigest() for p, k in paths.items()},
+    )
+    return seeded, patched_all
+
+
+def eopack_fetch_s2(
+    product: SeededS2, transfer: Any = None, workers: int = 8
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    """The workflow's path (``rebuild_product``): the registry's file list (productInfo.json,
+    tileInfo.json, manifest.safe, a LIST per folder), then ``rebuild_folder`` with its check
+    before the swap."""
+    from eopack.s3 import SourceBucket, make_client
+    from eopack.safe.rebuild import FOLDER_TRANSFER, check_staged, rebuild_folder
+    from eopack.safe.registry import collection
+
+    entry = collection(S2_COLLECTION)
+    bucket = SourceBucket(product.bucket, REGION, requester_pays=True)
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        client = make_client(REGION, max_pool=max(10, workers * 2))  # as rebuild_product
+        files = entry.list_files(client, bucket, product.record)
+        check = check_staged(entry, files)
+        dest = target / files.folder
+        written = rebuild_folder(
+            client, bucket, files, dest, workers, transfer or FOLDER_TRANSFER, check
+        )
+        bad = [
+            path
+            for path, (size, _) in written.items()
+            if size != product.objects.get(product.paths.get(path, ""))
+        ]
+        if bad or set(written) != set(product.paths):
+            raise RuntimeError(f"eopack fetch: wrong files for {product.product_id}: {bad[:3]}")
+        return sum(size for size, _ in written.values()), {}
+
+    return run
+
+
+def check_s2_safe(product: SeededS2, safes: Path) -> None:
+    """The S2 SAFE of eopack's latest fetch against the seeded MD5s and through the
+    collection's verifier against its ``manifest.safe`` (untimed; as the verify step)."""
+    from eopack.safe.registry import collection
+    from eopack.transfer import file_md5
+
+    report = collection(S2_COLLECTION).verify(
+        safes / f"{product.product_id}.SAFE", product.product_id
+    )
+    if not report["ok"]:
+        raise RuntimeError(f"eopack fetch: {product.product_id}: verify_safe failed: {report}")
+    for path, want in product.md5s.items():
+        if file_md5(safes / f"{product.product_id}.SAFE" / path)[1] != want:
+            raise RuntimeError(f"eopack fetch: {product.product_id}/{path}: MD5 differs")
+
+
+def s5cmd_fetch_s2(
+    s5cmd: str, endpoint: str, product: SeededS2, one_run: bool
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    """Both folders with s5cmd: one ``s5cmd run`` of two ``cp`` lines (``one_run``, how the
+    s5cmd docs batch copies: both folders share its worker pool), or one ``s5cmd cp`` per
+    folder, one after the other."""
+    env = {**os.environ, **CREDENTIALS}
+    env.pop("AWS_PROFILE", None)
+    base = [s5cmd, "--endpoint-url", endpoint, "--request-payer", "requester", "--log", "error"]
+    names = ("product", "tile")
+
+    def run(target: Path) -> tuple[int, dict[str, Any]]:
+        target.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"cp s3://{product.bucket}/{prefix}/* {target / name}/"
+            for prefix, name in zip(product.prefixes, names, strict=True)
+        ]
+        if one_run:
+            commands = target / "s5cmd-commands.txt"
+            commands.write_text("\n".join(lines) + "\n")
+            calls = [[*base, "run", str(commands)]]
+        else:
+            calls = [[*base, *line.split()] for line in lines]
+        for cmd in calls:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"s5cmd failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        got, count = 0, 0
+        for name in names:
+            size, files = dir_bytes(target / name)
+            got, count = got + size, count + files
+        if got != product.nbytes or count != len(product.objects):
+            raise RuntimeError(
+                f"s5cmd: {count} files / {got} bytes, expected "
+                f"{len(product.objects)} / {product.nbytes}"
+            )
+        return got, {}
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 
@@ -880,7 +1092,16 @@ def table(title: str, series: list[Series], speed: Callable[[Series], float]) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_options(parser)
-    parser.add_argument("--size-mb", type=int, default=1100, help="total product MB (1100)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "s1", "s2"),
+        default="all",
+        help="s1: the Sentinel-1 rows (fetch, zip, S3 -> S3); s2: the S2 L2A fetch row (all)",
+    )
+    parser.add_argument("--size-mb", type=int, default=1100, help="total S1 product MB (1100)")
+    parser.add_argument(
+        "--s2-size-mb", type=int, default=1000, help="S2 L2A product's JP2 MB (1000)"
+    )
     parser.add_argument(
         "--drop-caches",
         action="store_true",
@@ -943,8 +1164,12 @@ def main(argv: list[str] | None = None) -> int:
         with workspace(args) as work:
             if not volume:
                 return run_all(args, server, work, s5cmd, zip_bin, started)
-            # Seed, downloads, SAFE folders and zips: ~4.5 x the products' size.
-            size_gb = max(8, -(-args.size_mb * 5 // 1000))
+            # S1: seed, downloads, SAFE folders and zips: ~4.5 x the products' size; S2:
+            # downloads of each tool and the kept SAFE: ~3.5 x.
+            mb = (args.size_mb * 5 if args.only != "s2" else 0) + (
+                args.s2_size_mb * 4 if args.only != "s1" else 0
+            )
+            size_gb = max(8, -(-mb // 1000))
             with fresh_volume(work, size_gb) as mounted:
                 return run_all(args, server, mounted, s5cmd, zip_bin, started)
     finally:
@@ -961,11 +1186,139 @@ def run_all(
 ) -> int:
     import boto3
 
-    from eopack.safe.s1 import SAFE_TRANSFER
-
     bench = Bench(args, server)
     client = boto3.client("s3", endpoint_url=server.endpoint, region_name=REGION)
     print(f"bench: S3 server {server.endpoint} (pid {server.pid}), work folder {work}", flush=True)
+    version = subprocess.run([s5cmd, "version"], capture_output=True, text=True).stdout.strip()
+    counter = iter(range(10**6))
+    lines: list[str] = []
+    summary: list[str] = []
+    doc: dict[str, Any] = {}
+    if args.only in ("all", "s1"):
+        s1_lines, s1_summary, s1_doc = run_s1(
+            args, bench, client, work, s5cmd, zip_bin, version, counter, started
+        )
+        lines += s1_lines
+        summary += s1_summary
+        doc.update(s1_doc)
+    if args.only in ("all", "s2"):
+        s2_lines, s2_summary, s2_doc = run_s2(args, bench, work, s5cmd, version, counter, started)
+        lines += s2_lines
+        summary += s2_summary
+        doc.update(s2_doc)
+    print("\n".join(lines), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    print(" ".join(summary))
+    return 0
+
+
+def series_json(series: list[Series]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "what": s.what,
+            "samples": [
+                {**dataclasses.asdict(x), "extra": {**x.extra, "traffic": None}} for x in s.samples
+            ],
+        }
+        for s in series
+    ]
+
+
+def paired_ratio(a: Series, b: Series) -> float:
+    """Median of same-round ratios: the load of a shared machine drifts less within a round."""
+    return statistics.median(
+        (x.nbytes / x.wall) / (y.nbytes / y.wall) for x, y in zip(a.samples, b.samples, strict=True)
+    )
+
+
+def run_s2(
+    args: argparse.Namespace,
+    bench: Bench,
+    work: Path,
+    s5cmd: str,
+    version: str,
+    counter: Iterator[int],
+    started: float,
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The S2 L2A row: eopack's workflow path against s5cmd on the product's two folders."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=bench.server.endpoint, region_name=REGION)
+    t0 = time.perf_counter()
+    product, manifest_ok = seed_s2(client, args.s2_size_mb)
+    print(
+        f"\nbench: seeded {product.product_id}, {product.nbytes / MB:.0f} MB "
+        f"({len(product.objects)} objects, {len(product.paths)} SAFE files; manifest sizes/MD5s "
+        f"{'updated' if manifest_ok else 'NOT updated'}) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    for prefix in product.prefixes:
+        print(f"  s3://{product.bucket}/{prefix}/")
+    kept = work / "safes-s2"
+    endpoint = bench.server.endpoint
+    fetch = [
+        Series("eopack S2 rebuild_folder", "fetch-s2", eopack_fetch_s2(product), False, kept),
+        Series(
+            "s5cmd run (2 cp)", "fetch-s2", s5cmd_fetch_s2(s5cmd, endpoint, product, True), True
+        ),
+    ]
+    if args.context:
+        fetch.append(
+            Series(
+                "s5cmd cp, one per folder",
+                "fetch-s2",
+                s5cmd_fetch_s2(s5cmd, endpoint, product, False),
+                True,
+            )
+        )
+    print(f"\nfetch S2 L2A: {product.nbytes / MB:.0f} MB, {args.runs} runs each", flush=True)
+    interleaved(bench, fetch, args.runs, lambda: work / f"fetch-s2-{next(counter)}")
+    check_s2_safe(product, kept)
+    r = fetch[0].mbps / fetch[1].mbps
+    paired = paired_ratio(fetch[0], fetch[1])
+    lines = [
+        "",
+        f"S2 L2A fetch: {product.product_id} (baseline {product.product_id.split('_')[3][1:3]}."
+        f"{product.product_id.split('_')[3][3:]}), {product.nbytes / MB:.0f} MB in "
+        f"{len(product.objects)} objects under 2 bucket folders, {args.runs} runs per tool "
+        f"(medians; s5cmd {version}); eopack's SAFE checked against the seeded MD5s and verified",
+        "",
+        *table("fetch S2 L2A (x: MB/s / s5cmd's)", [fetch[1], fetch[0], *fetch[2:]], mbps_of),
+        "",
+        f"R_S2 = {fetch[0].mbps:.1f} / {fetch[1].mbps:.1f} MB/s = {r:.3f} "
+        f"(median of same-round ratios: {paired:.3f}); bench took "
+        f"{time.perf_counter() - started:.0f} s",
+    ]
+    doc = {
+        "s2_product": dataclasses.asdict(product) | {"record": product.record.to_feature()},
+        "s2_series": series_json(fetch),
+        "R_S2": r,
+        "R_S2_paired": paired,
+    }
+    return lines, [f"ratio_vs_s5cmd_s2={r:.2f}"], doc
+
+
+def mbps_of(one: Series) -> float:
+    return one.mbps
+
+
+def run_s1(
+    args: argparse.Namespace,
+    bench: Bench,
+    client: Any,
+    work: Path,
+    s5cmd: str,
+    zip_bin: str,
+    version: str,
+    counter: Iterator[int],
+    started: float,
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The Sentinel-1 rows: fetch, zip and S3 -> S3 of two GRD products."""
+    from eopack.safe.s1 import SAFE_TRANSFER
+
+    server = bench.server
     t0 = time.perf_counter()
     products, manifest_ok = seed(client, args.size_mb, work)
     total_bytes = sum(p.nbytes for p in products)
@@ -977,7 +1330,6 @@ def run_all(
     )
     for p in products:
         print(f"  {p.product_id}  {p.nbytes / MB:.0f} MB  s3://{SOURCE_BUCKET}/{p.prefix}/")
-    version = subprocess.run([s5cmd, "version"], capture_output=True, text=True).stdout.strip()
 
     # Fetch ----------------------------------------------------------------------------------
     kept = work / "safes"
@@ -1008,7 +1360,6 @@ def run_all(
             run = obstore_fetch(server.endpoint, products, setting)
             fetch.append(Series(setting.label, "fetch", run, False, work / f"obstore-{number}"))
     print(f"\nfetch: {total_bytes / MB:.0f} MB, {args.runs} runs each", flush=True)
-    counter = iter(range(10**6))
     interleaved(bench, fetch, args.runs, lambda: work / f"fetch-{next(counter)}")
     check_safes(products, kept)
     for one in fetch:
@@ -1051,10 +1402,7 @@ def run_all(
 
     r = fetch[0].mbps / fetch[1].mbps
     # Same-round ratios: the load of a shared machine drifts less within a round than across.
-    paired = statistics.median(
-        (a.nbytes / a.wall) / (b.nbytes / b.wall)
-        for a, b in zip(fetch[0].samples, fetch[1].samples, strict=True)
-    )
+    paired = paired_ratio(fetch[0], fetch[1])
     z = zips[1].wall / zips[0].wall
     z_test = zips[2].wall / zips[0].wall
     b = worst["data_bytes"]
@@ -1094,31 +1442,19 @@ def run_all(
         f"Z = {zips[1].wall:.2f} / {zips[0].wall:.2f} s = {z:.3f} "
         f"(against zip -T: {z_test:.3f}); bench took {time.perf_counter() - started:.0f} s",
     ]
-    print("\n".join(lines), flush=True)
-    if args.json:
-        doc = {
-            "products": [dataclasses.asdict(p) for p in products],
-            "series": [
-                {
-                    "name": s.name,
-                    "what": s.what,
-                    "samples": [
-                        {**dataclasses.asdict(x), "extra": {**x.extra, "traffic": None}}
-                        for x in s.samples
-                    ],
-                }
-                for s in [*fetch, *zips, *copies]
-            ],
-            "through_host": flows,
-            "R": r,
-            "R_paired": paired,
-            "Z": z,
-            "Z_test": z_test,
-            "B": b,
-        }
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"ratio_vs_s5cmd={r:.2f} zip_ratio_vs_infozip={z:.2f} s3_to_s3_bytes_through_host={b}")
-    return 0
+    doc = {
+        "products": [dataclasses.asdict(p) for p in products],
+        "series": series_json([*fetch, *zips, *copies]),
+        "through_host": flows,
+        "R": r,
+        "R_paired": paired,
+        "Z": z,
+        "Z_test": z_test,
+        "B": b,
+    }
+    summary = [f"ratio_vs_s5cmd={r:.2f}", f"zip_ratio_vs_infozip={z:.2f}"]
+    summary.append(f"s3_to_s3_bytes_through_host={b}")
+    return lines, summary, doc
 
 
 if __name__ == "__main__":

@@ -359,6 +359,31 @@ def test_product_files_download_and_verify(world, world_env, tmp_path, level):
     assert report["not_in_manifest"] == ["manifest.safe"]
 
 
+def test_rebuild_lists_each_folder_once(world, world_env, tmp_path):
+    """The workflow's rebuild (file list, download, check before the swap) reads each bucket
+    folder's listing once: the file list's sizes and ETags stand for the download's own LIST,
+    and no object is asked by HEAD."""
+    from eopack.safe.rebuild import check_staged, rebuild_folder
+
+    seeded = _seed(world, "L2A")
+    entry = COLLECTIONS[seeded.product.collection]
+    client = make_client(REGION)
+    before = world.s3.traffic.snapshot()
+    files = entry.list_files(client, seeded.bucket, seeded.product)
+    dest = tmp_path / files.folder
+    written = rebuild_folder(client, seeded.bucket, files, dest, check=check_staged(entry, files))
+    traffic = world.s3.traffic.snapshot() - before
+    name = seeded.bucket.name
+    lists = sum(
+        n for (b, op), n in traffic.requests.items() if b == name and op.startswith("GET bucket")
+    )
+    assert lists == len(files.prefixes) == 2
+    assert traffic.count(name, "HeadObject") == 0
+    assert set(files.etags) == set(files.files)
+    assert {p: size for p, (size, _) in written.items()} == dict(files.sizes)
+    assert entry.verify(dest, seeded.product.id)["ok"]
+
+
 def _other_product(data: dict[str, bytes], key_end: str, field: str) -> None:
     key = next(k for k in data if k.endswith(key_end))
     doc = json.loads(data[key])

@@ -72,17 +72,23 @@ class PlanRow:
 
 def list_sizes(client: Any, bucket: SourceBucket, prefix: str) -> dict[str, int]:
     """Key (relative to ``prefix``) -> size of every object under ``prefix/``."""
-    sizes: dict[str, int] = {}
+    return {key: size for key, (size, _) in list_versions(client, bucket, prefix).items()}
+
+
+def list_versions(client: Any, bucket: SourceBucket, prefix: str) -> dict[str, tuple[int, str]]:
+    """Key (relative to ``prefix``) -> (size, ETag) of every object under ``prefix/``: the
+    ETags let the download that follows skip its own listing (``download_files(versions=)``)."""
+    versions: dict[str, tuple[int, str]] = {}
     paginator = client.get_paginator("list_objects_v2")
     try:
         for page in paginator.paginate(
             Bucket=bucket.name, Prefix=f"{prefix}/", **bucket.extra_args
         ):
             for obj in page.get("Contents", []):
-                sizes[obj["Key"][len(prefix) + 1 :]] = int(obj["Size"])
+                versions[obj["Key"][len(prefix) + 1 :]] = (int(obj["Size"]), str(obj["ETag"]))
     except (ClientError, BotoCoreError) as exc:
         raise describe_error(exc, bucket.name, f"{prefix}/") from None
-    return sizes
+    return versions
 
 
 def destination_of(destination: str, product_id: str) -> str:

@@ -46,7 +46,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -658,6 +658,7 @@ def download_files(
     items: Sequence[tuple[str, Path]],
     config: TransferConfig | None = None,
     prefix: str | Sequence[str] | None = None,
+    versions: Mapping[str, tuple[int, str]] | None = None,
 ) -> list[tuple[int, str | None]]:
     """Download objects ``(key, dest)`` of one bucket, resuming interrupted runs.
 
@@ -668,13 +669,18 @@ def download_files(
     finished parts in their sidecars) for the next run. An ETag change mid-way restarts that
     file once; a second one is an error. ``prefix``: the keys lie under it (a product's
     folder, or several: an S2 product's and its tiles'), and one LIST of each stands for a HEAD
-    of each object (:meth:`_Downloads.list`).
+    of each object (:meth:`_Downloads.list`). ``versions``: key -> (size, ETag) the caller
+    listed already (the file list of a product); when they cover every item, no LIST is sent.
     """
     config = config or TransferConfig()
     prefixes = [prefix] if isinstance(prefix, str) else list(prefix or ())
+    known = {key: _Version(size, etag) for key, (size, etag) in (versions or {}).items() if etag}
+    if all(key in known for key, _ in items):
+        prefixes = []
 
     async def run() -> list[tuple[int, str | None]]:
         downloads = _Downloads(client, bucket, config)
+        downloads.listed.update(known)
         if items:
             for folder in prefixes:
                 await downloads.list(folder)

@@ -108,16 +108,17 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
     An empty folder, a folder that is not the product's, or a listing without a file the
     item's assets name (``asset_files``) is one clear error naming the s3:// key.
     """
-    from eopack.plan import list_sizes
+    from eopack.plan import list_versions
 
     prefix = str(product.prefix).rstrip("/")
     where = f"s3://{bucket.name}/{prefix}/"
     if prefix.rsplit("/", 1)[-1] != product.id:
         raise EopackError(f"{where}: not the folder of scene {product.id}")
-    sizes = {
-        _file_name(f"{prefix}/{rel}", prefix, where): size
-        for rel, size in list_sizes(client, bucket, prefix).items()
+    versions = {
+        _file_name(f"{prefix}/{rel}", prefix, where): version
+        for rel, version in list_versions(client, bucket, prefix).items()
     }
+    sizes = {name: size for name, (size, _) in versions.items()}
     if not sizes:
         raise EopackError(f"{where}: no objects (scene {product.id} is not in the bucket)")
     extra = product.extra or {}
@@ -141,6 +142,7 @@ def product_files(client: Any, bucket: SourceBucket, product: Any) -> ProductFil
         prefixes=(prefix,),
         sizes=dict(sorted(sizes.items())),
         checksums=checksums,
+        etags={name: etag for name, (_, etag) in sorted(versions.items())},
     )
 
 

@@ -69,7 +69,13 @@ def rebuild_folder(
             missing.append((path, key))
     config = replace(transfer, requests=2 * max_workers)
     jobs = [(key, staging / path) for path, key in missing]
-    results = download_files(client, bucket, jobs, config, prefix=files.prefixes)
+    # The file list's own listing (sizes, ETags) stands for the download's: one LIST per folder.
+    versions = {
+        files.files[path]: (files.sizes[path], etag)
+        for path, etag in files.etags.items()
+        if path in files.sizes and path in files.files
+    }
+    results = download_files(client, bucket, jobs, config, prefix=files.prefixes, versions=versions)
     written.update(zip((path for path, _ in missing), results, strict=True))
     if check is not None:
         check(staging)

@@ -44,6 +44,8 @@ class ProductFiles:
     listing was read already. ``checksums``: path -> expected ``(algorithm, hex digest)``
     known before the download (a STAC asset's ``file:checksum``), checked by the verifier.
     ``known_gaps``: paths the product's own manifest lists but the bucket never carries.
+    ``etags``: path -> ETag, where the listing was read already: with ``sizes`` they spare
+    the download a second listing of each folder (:func:`eopack.safe.rebuild.rebuild_folder`).
     """
 
     product_id: str
@@ -53,6 +55,7 @@ class ProductFiles:
     sizes: Mapping[str, int] = field(default_factory=dict)
     checksums: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     known_gaps: tuple[str, ...] = ()
+    etags: Mapping[str, str] = field(default_factory=dict)
 
 
 #: ``(client, SourceBucket, Product) -> ProductFiles``: read the product's file list.
