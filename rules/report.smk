@@ -77,7 +77,9 @@ rule report_footprints:
 
 rule report_quicklook:
     input:
-        f"{ZIP_DIR}/{{product}}.zip",
+        zip=f"{ZIP_DIR}/{{product}}.zip",
+        # Where the product's collection is read (a param from the checkpoint needs it as input).
+        products=ancient("results/search/products.geojson"),
     output:
         report(
             f"{REPORT_DIR}/quicklooks/{{product}}.png",

@@ -31,6 +31,8 @@ rule rebuild_safe:
 rule verify_safe:
     input:
         folder=product_folder,
+        # Where the folder's collection is read (a param from the checkpoint needs it as input).
+        products=ancient("results/search/products.geojson"),
         listing=lambda w: product_folder(w) + ".listing.json",
     output:
         "results/safe/{product}.verify.json",

@@ -6,7 +6,7 @@ from eopack.report.quicklooks import write_quicklook
 run_job(
     snakemake.log[0],
     write_quicklook,
-    snakemake.input[0],
+    snakemake.input.zip,
     snakemake.wildcards.product,
     snakemake.output[0],
     patterns=snakemake.params.quicklook["patterns"],

@@ -11,6 +11,7 @@ Chromium is required, not optional: `make test` installs it (Debian ``chromium``
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import re
@@ -91,11 +92,23 @@ def test_quicklooks_are_the_products_own_bytes(report_run):
     import zipfile
 
     workdir = report_run
-    for archive in sorted((workdir / "results" / "zip").glob("*.zip")):
+    for archive in sorted((workdir / "results" / "zip").glob("S1*.zip")):
         with zipfile.ZipFile(archive) as z:
             original = z.read(f"{archive.stem}.SAFE/preview/quick-look.png")
         figure = workdir / "results" / "report" / "quicklooks" / f"{archive.stem}.png"
         assert figure.read_bytes() == original
+    # S2's PVI (JPEG 2000) and a Landsat thumbnail (JPEG): PNGs with the same pixels.
+    for archive, member in (
+        ("S2B_MSIL2A_20230731T113319_N0509_R080_T29SMC_20230731T152725", "GRANULE/*/QI_DATA/*PVI*"),
+        ("LC08_L2SP_195027_20230707_20230718_02_T1", "*_thumb_large.jpeg"),
+    ):
+        with zipfile.ZipFile(workdir / "results" / "zip" / f"{archive}.zip") as z:
+            (name,) = [n for n in z.namelist() if fnmatch.fnmatch(n.split("/", 1)[1], member)]
+            with Image.open(io.BytesIO(z.read(name))) as preview:
+                pixels = np.asarray(preview)
+        figure = workdir / "results" / "report" / "quicklooks" / f"{archive}.png"
+        with Image.open(figure) as image:
+            assert image.format == "PNG" and np.array_equal(np.asarray(image), pixels)
 
 
 def test_summary_counts_the_run(report_run):
@@ -103,7 +116,7 @@ def test_summary_counts_the_run(report_run):
     text = (workdir / "results" / "report" / "summary.html").read_text(encoding="utf-8")
     plan_total = (workdir / "results" / "plan.tsv").read_text().splitlines()[-1].split("\t")
     assert f"${float(plan_total[-1]):.6f}" in text  # the requester-pays estimate
-    assert "7 of 7 ok" in text
+    assert "13 of 13 ok" in text
     jobs = (workdir / "logs" / "report" / "job_times.html").read_text(encoding="utf-8")
     for rule in ("rebuild_safe", "bigearthnet_render", "report_footprints", "search"):
         assert f"<td>{rule}</td>" in jobs and f"<td>{rule}</td>" not in text
@@ -119,7 +132,7 @@ def test_a_bad_quicklook_is_a_placeholder_not_a_failed_run(world, report_run, tm
 
     workdir = tmp_path / "wf"
     shutil.copytree(report_run, workdir, symlinks=True)
-    archive = sorted((workdir / "results" / "zip").glob("*.zip"))[0]
+    archive = sorted((workdir / "results" / "zip").glob("S1*.zip"))[0]
     member = f"{archive.stem}.SAFE/preview/quick-look.png"
     rewritten = archive.with_suffix(".tmp")
     with zipfile.ZipFile(archive) as old, zipfile.ZipFile(rewritten, "w") as new:
@@ -140,14 +153,14 @@ def test_a_bad_quicklook_is_a_placeholder_not_a_failed_run(world, report_run, tm
 
 
 def test_front_page_says_what_this_run_did(report_run):
-    """The demo searches Sentinel-1 only: the report's front page says so (it said
-    Sentinel-1, Sentinel-2 and Landsat)."""
+    """The report's front page names what this run searched (the demo: all four
+    collections; tests/test_report_figures.py has a Sentinel-1-only run)."""
     text = (report_run / "report.html").read_text(encoding="utf-8")
     start = text.index("var workflow_desc = ")
     desc = json.JSONDecoder().raw_decode(text[start + len("var workflow_desc = ") :])[0]
     desc = " ".join(re.sub(r"<[^>]+>", " ", desc).split())  # the words a person reads
     assert "searched Sentinel-1 GRD" in desc, desc
-    assert "Sentinel-2" not in desc and "Landsat" not in desc
+    assert "Sentinel-2 L1C" in desc and "Landsat" in desc, desc
 
 
 def _not_blank(screenshot: Path, rect: dict[str, float]) -> tuple[int, float]:

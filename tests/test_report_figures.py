@@ -634,6 +634,7 @@ def front_page(overrides: dict, sections: list[str]) -> str:
 
 def test_front_page_of_a_sentinel1_only_run_names_only_sentinel1():
     demo = yaml_file(REPO / "config" / "demo.yaml")
+    demo["search"]["collections"] = ["sentinel-1-grd"]
     text = front_page(demo, SECTIONS)
     assert "searched Sentinel-1 GRD for the areas of interest in config/demo/aoi" in text, text
     assert "Sentinel-2" not in text and "Landsat" not in text, text
@@ -649,9 +650,11 @@ def test_front_page_lists_only_the_sections_the_report_has():
     assert "3. Product quicklooks" in text and "contact sheet" in text
     optical = front_page({"search": {"collections": ["sentinel-2-l2a"]}}, SECTIONS[:2])
     assert "searched Sentinel-2 L2A" in optical, optical
-    assert "SAFE" not in optical and "Sentinel-1" not in optical, optical
-    assert "Sentinel-2 L2A products are recorded in the search manifests only" in optical
+    assert "Sentinel-1" not in optical and "Landsat" not in optical, optical
+    assert "Each Sentinel-2 L2A product's ESA SAFE folder was rebuilt" in optical, optical
     assert "contact sheet" not in optical
+    landsat = front_page({"search": {"collections": ["landsat-c2-l2"]}}, SECTIONS[:2])
+    assert "SAFE" not in landsat and "Each Landsat scene folder was fetched" in landsat
     months = [[f"2023-{m:02d}-01", f"2023-{m:02d}-28"] for m in range(1, 13)]
     year = front_page({"date_ranges": months}, SECTIONS[:3])
     assert "12 date range(s) (2023-01-01 to 2023-01-28; ...; 2023-12-01 to 2023-12-28)" in year

@@ -87,8 +87,9 @@ def signed_requests(buckets: Iterable[SourceBucket], purpose: str) -> bool:
     paying = sorted({b.name for b in buckets if b.requester_pays})
     if paying:
         names = ", ".join(paying)
+        which = f"bucket {names} is" if len(paying) == 1 else f"buckets {names} are"
         raise EopackError(
-            f"{purpose}: source bucket {names} is requester pays, which needs signed requests, "
+            f"{purpose}: source {which} requester pays, which needs signed requests, "
             f"and there are {NO_CREDENTIALS}"
         )
     return False
