@@ -48,7 +48,7 @@ def s3_run(world, tmp_path_factory):
 def test_zips_and_safes_land_in_the_destination_bucket(world, s3_run):
     workdir, client = s3_run
     zips = sorted((workdir / "results" / "zip").glob("*.zip"))
-    assert len(zips) == 7
+    assert len(zips) == 13  # 7 Sentinel-1, 4 Sentinel-2, 2 Landsat
     by_id = {p.product_id: p for p in world.products}
     for path in zips:
         pid = path.stem
@@ -57,10 +57,20 @@ def test_zips_and_safes_land_in_the_destination_bucket(world, s3_run):
         receipt = json.loads((workdir / "results" / "deliver" / f"{pid}.zip.json").read_text())
         assert receipt["uri"] == f"s3://{DEST_BUCKET}/{PREFIX}/{pid}.zip"
         assert receipt["sha256"] == hashlib.sha256(body).hexdigest()
-        # The SAFE copied bucket to bucket, complete, with its marker written last.
-        listing = client.list_objects_v2(Bucket=DEST_BUCKET, Prefix=f"{PREFIX}/{pid}.SAFE/")
-        keys = {o["Key"].removeprefix(f"{PREFIX}/{pid}.SAFE/") for o in listing["Contents"]}
-        assert keys == set(by_id[pid].filename_map)
+        # The folder copied bucket to bucket, complete, with its marker written last: the
+        # same files as the local rebuild ({id}.SAFE/, a Landsat scene's {id}/).
+        folder = f"{pid}.SAFE" if pid.startswith("S") else pid
+        listing = client.list_objects_v2(Bucket=DEST_BUCKET, Prefix=f"{PREFIX}/{folder}/")
+        keys = {o["Key"].removeprefix(f"{PREFIX}/{folder}/") for o in listing["Contents"]}
+        local = workdir / "results" / "safe" / folder
+        files = {
+            p.relative_to(local).as_posix()
+            for p in local.rglob("*")
+            if p.is_file() and p.name != ".snakemake_timestamp"
+        }
+        assert keys == files, pid
+        if pid in by_id:
+            assert keys == set(by_id[pid].filename_map)
         marker = client.get_object(Bucket=DEST_BUCKET, Key=f"{PREFIX}/{pid}.verify.json")
         assert json.loads(marker["Body"].read())["ok"] is True
         safe_receipt = workdir / "results" / "deliver" / f"{pid}.safe.json"
@@ -127,7 +137,7 @@ def test_local_destination_folder(world, tmp_path):
         workdir, "--cores", "2", "--configfile", "config/demo.yaml", extra, env=world.env()
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((workdir / "deliveries" / "zips").glob("*.zip"))) == 7
+    assert len(list((workdir / "deliveries" / "zips").glob("*.zip"))) == 13
     assert not (workdir / "results" / "zip").exists()
     plan = (workdir / "results" / "plan.tsv").read_text().splitlines()
     assert plan[1].split("\t")[6].startswith("deliveries/zips/")
@@ -146,7 +156,7 @@ def test_streamed_zips_match_the_local_ones_and_stage_nothing(world, s3_run, tmp
     assert not (workdir / "results" / "safe").exists()
     assert not (workdir / "results" / "zip").exists()
     local = {p.stem: p for p in (staged_dir / "results" / "zip").glob("*.zip")}
-    assert len(local) == 7
+    assert len(local) == 13  # S2 and Landsat streamed as well, known gaps and all
     for pid, path in local.items():
         body = client.get_object(Bucket=DEST_BUCKET, Key=f"streamed/{pid}.zip")["Body"].read()
         assert body == path.read_bytes(), pid

@@ -107,7 +107,8 @@ def write_quicklook(
     top = top or f"{product_id}.SAFE"
     data = read_quicklook(zip_path, product_id, patterns, top)
     problem = "not in the zip" if data is None else None
-    if data is not None and not data.startswith(PNG_SIGNATURE):
+    png_expected = all(p.lower().endswith(".png") for p in patterns)
+    if data is not None and not png_expected and not data.startswith(PNG_SIGNATURE):
         try:
             data = as_png(data)
         except EopackError as exc:
