@@ -152,9 +152,12 @@ def _shell(command: str, cwd: Path, env: dict[str, str], timeout: int = 300) -> 
 
 
 def check_make(command: str, c: Checkout) -> None:
-    """`make X`: the target exists and its recipe expands (the suite itself is `make test`)."""
-    for target in shlex.split(command)[1:]:
-        _shell(f"make -n {target}", REPO, {})
+    """`make X [VAR=value]`: the target exists and its recipe expands with those variables
+    (the suite itself is `make test`)."""
+    words = shlex.split(command)[1:]
+    variables = " ".join(shlex.quote(w) for w in words if "=" in w)
+    for target in (w for w in words if "=" not in w):
+        _shell(f"make -n {target} {variables}".strip(), REPO, {})
 
 
 def check_venv(command: str, c: Checkout, tmp_path: Path) -> None:
@@ -323,7 +326,7 @@ def check_not_run(command: str, c: Checkout) -> None:
 
 Check = Callable[..., None]
 CHECKS: list[tuple[str, Check]] = [
-    (r"make( [\w-]+)+", check_make),
+    (r'make( [\w-]+)+( [A-Z_]+=("[^"]*"|\S+))*', check_make),
     (r"python3 -m venv \.venv && \.venv/bin/pip install -e \.", check_venv),
     (r"pip install -e \S+", check_pip),
     (r"source \.venv/bin/activate", check_activate),
