@@ -102,8 +102,13 @@ def plan_product(
     """Files, bytes and estimated cost of fetching one product (its collection's file list)."""
     files = collection(product.collection).list_files(client, bucket, product)
     sizes: dict[str, int] = {}
-    for prefix in files.prefixes:
-        sizes.update((f"{prefix}/{k}", n) for k, n in list_sizes(client, bucket, prefix).items())
+    if files.files and set(files.sizes) >= set(files.files):
+        # The file list was read from the listing already (S2, Landsat): no second LIST.
+        sizes = {files.files[path]: size for path, size in files.sizes.items()}
+    else:
+        for prefix in files.prefixes:
+            listed = list_sizes(client, bucket, prefix)
+            sizes.update((f"{prefix}/{k}", n) for k, n in listed.items())
     keys = list(files.files.values())
     present = [key for key in keys if key in sizes]
     size = sum(sizes[key] for key in present)
