@@ -1053,16 +1053,17 @@ def _manifest(f: _Facts, files: dict[str, bytes]) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def _jackson(value: Any, level: int = 0) -> str:
-    """JSON in the Jackson pretty-printer style of the real productInfo.json (`"k" : v`)."""
+def jackson(value: Any, level: int = 0) -> str:
+    """JSON in the Jackson pretty-printer style of the real ``*Info.json`` files
+    (``"k" : v``): S1's productInfo.json, S2's productInfo.json and tileInfo.json."""
     pad = "  " * level
     if isinstance(value, dict):
         if not value:
             return "{ }"
-        items = [f"{pad}  {json.dumps(k)} : {_jackson(v, level + 1)}" for k, v in value.items()]
+        items = [f"{pad}  {json.dumps(k)} : {jackson(v, level + 1)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, list):
-        return "[ " + ", ".join(_jackson(v, level) for v in value) + " ]" if value else "[ ]"
+        return "[ " + ", ".join(jackson(v, level) for v in value) + " ]" if value else "[ ]"
     return json.dumps(value)
 
 
@@ -1093,7 +1094,7 @@ def _product_info(f: _Facts, footprint: dict[str, Any], filename_map: dict[str, 
         "filenameMap": filename_map,
         "version": 3,
     }
-    return _jackson(info).encode()
+    return jackson(info).encode()
 
 
 def _stac_time(t: datetime) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -49,6 +48,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform
 
 from eopack.demo.opticalworld import build_optical_items
+from eopack.demo.s1world import jackson as _jackson
 from eopack.safe.s2 import BANDS, S2Product, safe_paths
 
 __all__ = [
@@ -932,17 +932,6 @@ def _manifest(f: _Facts, files: dict[str, bytes]) -> bytes:
         ]
     out += ["  </dataObjectSection>", "</xfdu:XFDU>"]
     return _xml(out)
-
-
-def _jackson(value: Any, level: int = 0) -> str:
-    """JSON in the Jackson pretty-printer style of the real ``*Info.json`` (``"k" : v``)."""
-    pad = "  " * level
-    if isinstance(value, dict):
-        items = [f"{pad}  {json.dumps(k)} : {_jackson(v, level + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}" if items else "{ }"
-    if isinstance(value, list):
-        return "[ " + ", ".join(_jackson(v, level) for v in value) + " ]" if value else "[ ]"
-    return json.dumps(value)
 
 
 def _utm_polygon(f: _Facts) -> dict[str, Any]:

@@ -148,6 +148,20 @@ def _landsat_check(staging: Path, files: ProductFiles) -> None:
     check_staged(staging, files)
 
 
+def _s2_collection(name: str, bucket: str) -> Collection:
+    """L1C and L2A differ only in their bucket."""
+    return Collection(
+        name=name,
+        bucket=bucket,
+        suffix=".SAFE",
+        list_files=_s2_files,
+        verify=_s2_verify,
+        known_gaps=S2_KNOWN_GAPS,
+        quicklook=S2_QUICKLOOK,
+        bulk=("GRANULE/*/IMG_DATA/*",),
+    )
+
+
 COLLECTIONS: dict[str, Collection] = {
     "sentinel-1-grd": Collection(
         name="sentinel-1-grd",
@@ -157,26 +171,8 @@ COLLECTIONS: dict[str, Collection] = {
         verify=_safe_verify,
         quicklook=("preview/quick-look.png",),
     ),
-    "sentinel-2-l1c": Collection(
-        name="sentinel-2-l1c",
-        bucket="sentinel-s2-l1c",
-        suffix=".SAFE",
-        list_files=_s2_files,
-        verify=_s2_verify,
-        known_gaps=S2_KNOWN_GAPS,
-        quicklook=S2_QUICKLOOK,
-        bulk=("GRANULE/*/IMG_DATA/*",),
-    ),
-    "sentinel-2-l2a": Collection(
-        name="sentinel-2-l2a",
-        bucket="sentinel-s2-l2a",
-        suffix=".SAFE",
-        list_files=_s2_files,
-        verify=_s2_verify,
-        known_gaps=S2_KNOWN_GAPS,
-        quicklook=S2_QUICKLOOK,
-        bulk=("GRANULE/*/IMG_DATA/*",),
-    ),
+    "sentinel-2-l1c": _s2_collection("sentinel-2-l1c", "sentinel-s2-l1c"),
+    "sentinel-2-l2a": _s2_collection("sentinel-2-l2a", "sentinel-s2-l2a"),
     "landsat-c2-l2": Collection(
         name="landsat-c2-l2",
         bucket="usgs-landsat",
